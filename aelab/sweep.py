@@ -1,0 +1,204 @@
+"""Many small models at once: label budgets x seeds x methods.
+
+`fit_many(models, datas, loss_fn)` trains model i on datas[i]. How depends on
+the device, measured rather than assumed:
+- "sequential": one `fit` after another. Fastest on a CPU, where a tiny model
+  already fills both cores.
+- "vmap": models of identical structure whose data have equal length are
+  stacked (torch.func.stack_module_state) and trained as ONE vmapped model, so
+  a GPU runs them in one kernel per layer. Adam works element-wise, so one
+  Adam over stacked parameters is exactly M independent Adams; gradient
+  clipping is done per model. Each model sees the same batch order as in the
+  sequential path (same per-model seed), so both give the same results.
+
+`train_probes(F, y, subsets)` trains one softmax head per labeled subset on
+frozen features as a single batched operation (full batch, so every head is
+trained to convergence).
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+import torch.nn.functional as F_
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from aelab.splits import to_float
+from aelab.train import History, autocast, fit, make_optimizer
+from aelab.utils import get_device
+
+
+class _Objective(nn.Module):
+    """Wraps (model, loss_fn) so functional_call can swap the model's parameters
+    while loss_fn calls any of its methods (encode, forward, ...)."""
+
+    def __init__(self, model, loss_fn):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, *batch):
+        return self.loss_fn(self.model, batch)
+
+
+def _signature(model: nn.Module, n: int):
+    shapes = tuple((k, tuple(v.shape), v.requires_grad) for k, v in model.named_parameters())
+    return (type(model).__name__, shapes, n)
+
+
+def _vmappable(model: nn.Module) -> bool:
+    # BatchNorm's in-place running-statistics update cannot run under vmap.
+    return not any(True for _ in model.buffers())
+
+
+def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
+             num_epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
+             optimizer: str = "adam", weight_decay: float = 0.0,
+             clip_grad: float | None = None, seeds: list | None = None, device=None,
+             quiet: bool = False, desc: str = "models") -> list[History]:
+    """Train models[i] on datas[i] (a tuple of tensors) with the same objective."""
+    if len(models) != len(datas):
+        raise ValueError(f"fit_many needs one dataset per model: got {len(models)} "
+                         f"models and {len(datas)} datasets")
+    device = torch.device(device) if device is not None else get_device()
+    seeds = list(seeds) if seeds is not None else list(range(len(models)))
+    if strategy == "auto":
+        strategy = "vmap" if device.type == "cuda" else "sequential"
+    if strategy not in ("sequential", "vmap"):
+        raise ValueError(f"unknown strategy {strategy!r}: use 'auto', 'sequential' or 'vmap'")
+    kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+              weight_decay=weight_decay, clip_grad=clip_grad, device=device)
+    histories: list = [None] * len(models)
+    groups: dict = {}
+    for i, (m, d) in enumerate(zip(models, datas)):
+        d = (d,) if torch.is_tensor(d) else tuple(d)
+        datas[i] = d
+        key = _signature(m, len(d[0])) if strategy == "vmap" and _vmappable(m) else i
+        groups.setdefault(key, []).append(i)
+    bar = tqdm(total=len(models), desc=desc, disable=quiet, unit="model")
+    for idx in groups.values():
+        if len(idx) == 1 or strategy == "sequential":
+            for i in idx:
+                histories[i] = fit(models[i], datas[i], loss_fn, seed=seeds[i],
+                                   quiet=True, **kw)
+                bar.update()
+        else:
+            hs = _fit_vmap([models[i] for i in idx], [datas[i] for i in idx], loss_fn,
+                           [seeds[i] for i in idx], **kw)
+            for i, h in zip(idx, hs):
+                histories[i] = h
+            bar.update(len(idx))
+    bar.close()
+    return histories
+
+
+def _fit_vmap(models, datas, loss_fn, seeds, *, num_epochs, lr, batch_size, optimizer,
+              weight_decay, clip_grad, device):
+    m_count, n = len(models), len(datas[0][0])
+    for m in models:
+        m.to(device)
+    params, buffers = stack_module_state(models)
+    trainable = {k: v for k, v in params.items()
+                 if models[0].get_parameter(k).requires_grad}
+    frozen = {k: v.detach() for k, v in params.items() if k not in trainable}
+    base = copy.deepcopy(models[0]).to("meta")
+    objective = _Objective(base, loss_fn)
+    data = [torch.stack([d[j] for d in datas]).to(device) for j in range(len(datas[0]))]
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    opt = make_optimizer(optimizer, list(trainable.values()), lr, weight_decay)
+
+    def one(p, *batch):
+        return functional_call(objective, {f"model.{k}": v for k, v in p.items()}, batch)
+
+    # Every parameter is mapped over (models may carry different frozen encoders);
+    # only the trainable ones get gradients.
+    step = vmap(one, in_dims=(0,) + (0,) * len(data), randomness="different")
+    histories = [History() for _ in models]
+    rows = torch.arange(m_count, device=device)[:, None]
+    start = time.perf_counter()
+    for m in models:
+        m.train()
+    base.train()
+    for _ in range(num_epochs):
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        total = torch.zeros(m_count, device=device)
+        for s in range(0, n, batch_size):
+            idx = perms[:, s:s + batch_size]
+            batch = [to_float(t[rows, idx].flatten(0, 1)).unflatten(0, idx.shape)
+                     if t.dtype == torch.uint8 else t[rows, idx] for t in data]
+            with autocast(device):
+                losses = step({**trainable, **frozen}, *batch)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()  # models are independent: grads do not mix
+            if clip_grad is not None:
+                _clip_per_model(list(trainable.values()), clip_grad)
+            opt.step()
+            total += losses.detach().float() * idx.shape[1]
+        for h, loss in zip(histories, (total / n).tolist()):
+            h.train_loss.append(loss)
+            h.num_images += n
+    seconds = time.perf_counter() - start
+    for i, (m, h) in enumerate(zip(models, histories)):
+        state = {k: v[i].detach().clone() for k, v in params.items()}
+        m.load_state_dict(state, strict=False)
+        m.eval()
+        h.seconds = seconds / m_count
+    return histories
+
+
+def _clip_per_model(stacked: list, max_norm: float) -> None:
+    grads = [p.grad for p in stacked if p.grad is not None]
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
+class Probes:
+    """M softmax heads on the same features: weight (M, D, C), bias (M, C)."""
+
+    def __init__(self, weight, bias, mean, std):
+        self.weight, self.bias, self.mean, self.std = weight, bias, mean, std
+
+    @torch.no_grad()
+    def logits(self, F: torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> (M, N, C) logits."""
+        Fz = (F.to(self.weight.device) - self.mean) / self.std
+        return torch.einsum("nd,mdc->mnc", Fz, self.weight) + self.bias[:, None]
+
+    def predict(self, F: torch.Tensor) -> torch.Tensor:
+        return self.logits(F).argmax(-1).cpu()
+
+
+def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
+                 num_classes: int | None = None, num_steps: int = 300, lr: float = 0.05,
+                 weight_decay: float = 1e-3, device=None, quiet: bool = True) -> Probes:
+    """One softmax (multinomial logistic) head per index set in `subsets`, all
+    trained together, full batch, with Adam. F: (N, D) frozen features of the
+    labeled pool, y: (N,). Features are standardised with statistics of all
+    of F (no labels are used for that)."""
+    device = torch.device(device) if device is not None else get_device()
+    F, y = F.float().to(device), y.to(device)
+    C = num_classes or int(y.max()) + 1
+    mean, std = F.mean(0), F.std(0).clamp_min(1e-6)
+    union = torch.unique(torch.cat([torch.as_tensor(s) for s in subsets])).to(device)
+    Fz, yu = (F[union] - mean) / std, y[union]
+    where = torch.full((len(F),), -1, dtype=torch.long, device=device)
+    where[union] = torch.arange(len(union), device=device)
+    weights = torch.zeros(len(subsets), len(union), device=device)
+    for m, s in enumerate(subsets):
+        weights[m, where[torch.as_tensor(s, device=device)]] = 1.0 / len(s)
+    W = torch.zeros(len(subsets), F.shape[1], C, device=device, requires_grad=True)
+    b = torch.zeros(len(subsets), C, device=device, requires_grad=True)
+    opt = torch.optim.Adam([W, b], lr=lr)
+    for _ in tqdm(range(num_steps), desc="probes", disable=quiet, leave=False):
+        logits = torch.einsum("nd,mdc->mnc", Fz, W) + b[:, None]  # M, N, C
+        ce = F_.cross_entropy(logits.flatten(0, 1), yu.repeat(len(subsets)),
+                              reduction="none").view(len(subsets), -1)
+        loss = (ce * weights).sum() + weight_decay * W.pow(2).sum() / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return Probes(W.detach(), b.detach(), mean, std)

@@ -1,0 +1,149 @@
+"""Plumbing every lesson needs: device choice, seeding, atomic saves, a cache.
+
+Nothing here knows about autoencoders; `models`, `metrics` and `utils` import
+nothing else from aelab.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILES = ("fast", "classroom", "paper")
+_said: set[str] = set()
+
+
+def say_once(key: str, message: str) -> None:
+    """Print `message` the first time `key` is seen in this process."""
+    if key not in _said:
+        _said.add(key)
+        print(message, flush=True)
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """cuda, then mps, then cpu; AELAB_DEVICE or `prefer` overrides. Said once."""
+    name = prefer or os.environ.get("AELAB_DEVICE")
+    if name is None:
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        detail = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        detail = f"{torch.get_num_threads()} threads"
+    else:
+        detail = "Apple GPU"
+    say_once(f"device:{device}", f"aelab: using {device} ({detail})")
+    return device
+
+
+def get_profile(profile: str | None = None) -> str:
+    """The run profile: argument, else AELAB_PROFILE, else 'classroom'."""
+    profile = profile or os.environ.get("AELAB_PROFILE", "classroom")
+    if profile not in PROFILES:
+        raise ValueError(
+            f"unknown profile {profile!r}: use one of {', '.join(PROFILES)} "
+            "(set AELAB_PROFILE or pass profile=...)"
+        )
+    return profile
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed python, numpy and torch (all devices); return a torch Generator."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """torch.save to a temporary file, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def config_hash(config: dict) -> str:
+    """A short stable hash of a JSON-able config (keys sorted)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """AELAB_CACHE, else ~/.cache/aelab. Created on first use."""
+    root = os.environ.get("AELAB_CACHE") or Path.home() / ".cache" / "aelab"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_path(config: dict, kind: str = "run") -> Path:
+    """Where the result of `config` is cached: <cache_dir>/<kind>/<hash>.pt."""
+    return cache_dir() / kind / f"{config_hash(config)}.pt"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def timer():
+    """`with timer() as t: ...; t()` gives the seconds elapsed (syncs CUDA)."""
+    start = time.perf_counter()
+    end = None
+
+    def elapsed() -> float:
+        return (end or time.perf_counter()) - start
+
+    try:
+        yield elapsed
+    finally:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        end = time.perf_counter()
+
+
+def cached(config: dict, compute, *, kind: str = "run", refresh: bool = False):
+    """Return compute() for `config`, from the disk cache when it is there.
+
+    The result must be plain data (dicts, lists, numbers, strings, tensors) so
+    that it reloads with torch.load(weights_only=True). A truncated or corrupt
+    file (an interrupted write from an older version, a full disk) is reported
+    and recomputed rather than crashed on. Set AELAB_NO_CACHE=1 to bypass.
+    """
+    if os.environ.get("AELAB_NO_CACHE"):
+        return compute()
+    path = cache_path(config, kind)
+    if path.exists() and not refresh:
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is recomputed
+            print(f"aelab: cache file {path.name} is unreadable ({type(err).__name__}); "
+                  "recomputing it", flush=True)
+    result = compute()
+    atomic_save(result, path)
+    return result

@@ -1,0 +1,162 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aelab.sweep import fit_many, train_probes
+from aelab.train import History, evaluate, fit, predict
+from aelab.utils import atomic_save, cache_path, cached, config_hash, get_profile
+
+
+def tiny_ae():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Upsample(scale_factor=2), nn.Conv2d(4, 1, 3, padding=1))
+
+
+def tiny_classifier():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def recon(model, batch):
+    X, = batch
+    return F.mse_loss(model(X), X)
+
+
+def ce(model, batch):
+    X, y = batch
+    return F.cross_entropy(model(X), y)
+
+
+@pytest.fixture
+def images():
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(64, 1, 8, 8, generator=g) * 255).to(torch.uint8)
+
+
+def test_fit_reduces_the_loss_and_records_every_epoch(images):
+    h = fit(tiny_ae(), (images,), recon, num_epochs=15, lr=1e-2, batch_size=16,
+            test_data=(images,), device="cpu", quiet=True,
+            metrics={"mse": lambda m: evaluate(m, (images,), recon)})
+    assert len(h.train_loss) == len(h.test_loss) == len(h.metrics["mse"]) == 15
+    assert h.train_loss[-1] < 0.5 * h.train_loss[0]
+    assert h.stopped == "completed" and h.check() == "" and h.images_per_s > 0
+
+
+def test_two_fits_with_the_same_seed_are_identical(images):
+    a = fit(tiny_ae(), (images,), recon, num_epochs=3, seed=7, batch_size=16,
+            device="cpu", quiet=True)
+    b = fit(tiny_ae(), (images,), recon, num_epochs=3, seed=7, batch_size=16,
+            device="cpu", quiet=True)
+    c = fit(tiny_ae(), (images,), recon, num_epochs=3, seed=8, batch_size=16,
+            device="cpu", quiet=True)
+    assert a.train_loss == b.train_loss and a.train_loss != c.train_loss
+
+
+def test_a_diverging_loss_stops_with_a_message(images, capsys):
+    def explode(model, batch):
+        return recon(model, batch) * float("nan")
+    h = fit(tiny_ae(), (images,), explode, num_epochs=5, device="cpu", quiet=True)
+    assert h.stopped == "diverged" and len(h.train_loss) == 1
+    assert "clip_grad" in h.message and "clip_grad" in capsys.readouterr().out
+
+
+def test_ctrl_c_returns_the_partial_history(images):
+    def interrupt(model, epoch, history):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    h = fit(tiny_ae(), (images,), recon, num_epochs=10, device="cpu", quiet=True,
+            callback=interrupt)
+    assert h.stopped == "interrupted" and len(h.train_loss) == 2
+
+
+def test_a_stuck_model_is_flagged():
+    h = History(train_loss=[0.10, 0.0999, 0.0998])
+    assert "stuck" in h.check()
+    assert History.from_dict(h.to_dict()) == h
+
+
+def test_bad_arguments_are_refused(images):
+    with pytest.raises(ValueError, match="lr > 0"):
+        fit(tiny_ae(), (images,), recon, lr=0, device="cpu")
+    frozen = tiny_ae().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(frozen, (images,), recon, device="cpu")
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("huge")
+
+
+def test_predict_matches_a_direct_call(images):
+    model = tiny_ae().eval()
+    direct = model(images.float() / 255)
+    assert torch.allclose(predict(model, images, batch_size=10), direct, atol=1e-6)
+
+
+def _sweep_inputs():
+    g = torch.Generator().manual_seed(1)
+    X = (torch.rand(4, 48, 1, 8, 8, generator=g) * 255).to(torch.uint8)
+    y = torch.randint(0, 3, (4, 48), generator=g)
+    torch.manual_seed(0)
+    models = [tiny_classifier() for _ in range(4)]
+    models[0][1].weight.requires_grad_(False)  # one model with a frozen layer
+    return models, [(X[i], y[i]) for i in range(4)]
+
+
+def test_vmap_and_sequential_sweeps_agree():
+    models, datas = _sweep_inputs()
+    a, b = copy.deepcopy(models), copy.deepcopy(models)
+    kw = dict(num_epochs=3, batch_size=16, clip_grad=0.5, device="cpu", quiet=True)
+    ha = fit_many(a, list(datas), ce, strategy="sequential", **kw)
+    hb = fit_many(b, list(datas), ce, strategy="vmap", **kw)
+    for x, z in zip(ha, hb):
+        assert x.train_loss == pytest.approx(z.train_loss, rel=1e-5)
+    for m1, m2 in zip(a, b):
+        for p, q in zip(m1.parameters(), m2.parameters()):
+            assert torch.allclose(p, q, atol=1e-5)
+    assert torch.equal(a[0][1].weight, models[0][1].weight)  # frozen stays frozen
+    assert not torch.equal(a[1][1].weight, models[1][1].weight)  # others trained
+    with pytest.raises(ValueError, match="one dataset per model"):
+        fit_many(a, datas[:2], ce)
+
+
+def test_batched_probes_learn_separable_labels_and_not_random_ones():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(400, 10, generator=g)
+    y = (feats[:, 0] > 0).long() + 2 * (feats[:, 1] > 0).long()
+    noise = torch.randint(0, 4, (400,), generator=g)
+    subsets = [torch.arange(100), torch.arange(300)]
+    good = train_probes(feats, y, subsets, device="cpu")
+    bad = train_probes(feats, noise, subsets, device="cpu")
+    test = slice(300, 400)
+    acc = (good.predict(feats[test]) == y[test]).float().mean(1)
+    chance = (bad.predict(feats[test]) == noise[test]).float().mean(1)
+    assert (acc > 0.85).all() and (chance < 0.45).all()
+
+
+def test_cache_reloads_without_recomputing_and_survives_truncation():
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"w": torch.arange(3.0), "loss": [0.5, 0.25]}
+
+    config = {"model": "tiny", "seed": 0}
+    first = cached(config, compute)
+    second = cached(config, compute)
+    assert len(calls) == 1 and torch.equal(first["w"], second["w"])
+    path = cache_path(config)
+    path.write_bytes(path.read_bytes()[:20])  # an interrupted write
+    third = cached(config, compute)
+    assert len(calls) == 2 and third["loss"] == [0.5, 0.25]
+    assert config_hash(config) != config_hash({**config, "seed": 1})
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path):
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        atomic_save({"x": Unpicklable()}, tmp_path / "a.pt")
+    assert list(tmp_path.iterdir()) == []
