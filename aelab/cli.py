@@ -1,0 +1,109 @@
+"""The `aelab` command: lab, run, data, bench."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXPERIMENTS = {"pretraining": "aelab.experiments.pretraining"}
+
+
+def lessons_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "lessons"
+    if not path.is_dir():
+        sys.exit("aelab: lessons/ not found beside the package: clone the repository and "
+                 "`pip install -e .` in it, then run `aelab lab` again")
+    return path
+
+
+def cmd_lab(args, extra) -> int:
+    """JupyterLab on lessons/, with the chosen profile exported to the kernels."""
+    os.environ["AELAB_PROFILE"] = args.profile
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons_dir()}",
+           *extra]
+    print(f"aelab: opening JupyterLab on {lessons_dir()} (profile {args.profile}); "
+          "start with 00_tour", flush=True)
+    return subprocess.call(cmd)
+
+
+def cmd_run(args, extra) -> int:
+    import importlib
+
+    module = importlib.import_module(EXPERIMENTS[args.experiment])
+    module.main(profile=args.profile, out=args.out, verify=args.verify)
+    return 0
+
+
+def cmd_data(args, extra) -> int:
+    from aelab import data
+
+    if args.action == "build-embedded":
+        from aelab.embed import build_embedded
+
+        build_embedded(args.out)
+        return 0
+    rows = data.available()
+    print(f"{'dataset':<14} {'split':<6} {'images':>8}  source")
+    for r in rows:
+        print(f"{r['name']:<14} {r['split']:<6} {r['num_images']:>8,}  "
+              f"{r['source']}: {r['location']}")
+    print(f"\nData directory (AELAB_DATA): {data.data_dir()}\n"
+          "Full datasets: run once online (torchvision downloads into the data directory),"
+          "\nor copy torchvision-format files there; Fashion-MNIST offline: "
+          "`apt-get install dataset-fashion-mnist`.")
+    return 0
+
+
+def cmd_bench(args, extra) -> int:
+    from aelab.bench import main as bench_main
+
+    bench_main(quick=args.quick, out=args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aelab", description="Lessons on autoencoders and unsupervised pretraining.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    profiles = ("fast", "classroom", "paper")
+
+    lab = sub.add_parser("lab", help="open JupyterLab on the lessons (extra args go to it)")
+    lab.add_argument("--profile", choices=profiles,
+                     default=os.environ.get("AELAB_PROFILE", "classroom"))
+    lab.set_defaults(func=cmd_lab)
+
+    run = sub.add_parser("run", help="run a lesson's experiment headless")
+    run.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    run.add_argument("--profile", choices=profiles, default="classroom")
+    run.add_argument("--verify", action="store_true",
+                     help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
+    run.add_argument("--out", default="out", help="folder for figures and results")
+    run.set_defaults(func=cmd_run)
+
+    data = sub.add_parser("data", help="which datasets are available offline, from where")
+    data.add_argument("action", nargs="?", choices=("list", "build-embedded"), default="list")
+    data.add_argument("--out", default=None, help="with build-embedded: output folder")
+    data.set_defaults(func=cmd_data)
+
+    bench = sub.add_parser("bench", help="training speed: aelab's loop vs a naive one")
+    bench.add_argument("--quick", action="store_true", help="fewer images (a smoke test)")
+    bench.add_argument("--out", default=None, help="append the table to this markdown file")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command != "lab":
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, extra) or 0
+    except (ValueError, FileNotFoundError) as err:  # our one-line messages
+        print(f"aelab: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · A five-minute tour
+#
+# This notebook shows you the tools the later lessons use: which machine you are
+# on, where the images come from, what "corrupting" an image means, and a tiny
+# autoencoder that learns to redraw digits in about a minute.
+#
+# **How to use the lessons.** Run the cells from top to bottom
+# (Shift+Enter). Text cells say *why* before each code cell says *how*.
+# Anything slow shows a progress bar and can be stopped with the ■ button:
+# you keep what was trained so far.
+
+# %% [markdown]
+# On Colab, this cell installs aelab first (elsewhere it does nothing).
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # Colab starts without aelab
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "aelab @ git+https://github.com/aelab-course/aelab"], check=True)
+
+# %% [markdown]
+# **Seed first.** Every lesson starts by fixing the random seeds, so that
+# running it twice gives the same pictures and numbers.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+import aelab
+from aelab import metrics, plot, widgets
+
+aelab.seed_everything(0)
+
+# %% [markdown]
+# **Pick a profile.** The same lesson runs at three sizes: `fast` (seconds,
+# used by the automatic tests), `classroom` (a few minutes on a laptop, the
+# default) and `paper` (a GPU, the papers' full protocol). Change it here or
+# set the environment variable `AELAB_PROFILE` before starting JupyterLab.
+
+# %%
+PROFILE = aelab.get_profile()  # "fast" | "classroom" | "paper"
+SETTINGS = {
+    "fast":      dict(num_images=1000, num_epochs=3),
+    "classroom": dict(num_images=4000, num_epochs=40),
+    "paper":     dict(num_images=60000, num_epochs=20),
+}[PROFILE]
+print(PROFILE, SETTINGS)
+
+# %% [markdown]
+# ## 1 · Your machine
+#
+# aelab uses a GPU when there is one (CUDA, or Apple's MPS) and the CPU
+# otherwise. It tells you once which one it picked.
+
+# %%
+device = aelab.get_device()
+
+# %% [markdown]
+# ## 2 · The data
+#
+# aelab looks for images in this order: a data folder of yours, Debian's
+# Fashion-MNIST package, a download (when you are online), and finally small
+# subsets of *real* MNIST and Fashion-MNIST that ship inside the repository.
+# Each dataset carries a **provenance** record: where it came from, how many
+# images, and a checksum. If you are on the embedded subset, aelab says so:
+# your numbers will then differ from the papers'.
+
+# %%
+train = aelab.load_dataset("mnist", "train")
+print(train.provenance)
+
+# %% [markdown]
+# `aelab data` on the command line (or the table below) lists what this machine
+# can load without a network.
+
+# %%
+for row in aelab.data.available():
+    if row["num_images"]:
+        print(f"{row['name']:<14} {row['split']:<5} {row['num_images']:>7,}  "
+              f"from {row['source']}")
+
+# %% [markdown]
+# The images are stored as bytes (`uint8`, 0–255), one channel of 28×28 pixels.
+# Here are the first sixteen with their labels.
+
+# %%
+fig = plot.image_grid({"MNIST": train.X[:16]}, titles=train.y[:16].tolist())
+
+# %% [markdown]
+# ## 3 · Corrupting images
+#
+# A *denoising* autoencoder gets a damaged image and must output the clean one
+# (dong2017 §3.2). Three kinds of damage: Gaussian noise on every pixel, one
+# big masked block, or many small masked blocks. Try the controls: which
+# images could *you* still read?
+
+# %% tags=["nbval-ignore-output"]
+widgets.corruption_explorer(train.X[:8])
+
+# %% [markdown]
+# The same three corruptions side by side (a static copy of the widget, for
+# printed or exported notebooks):
+
+# %%
+X8 = train.X[:8].float() / 255
+g = torch.Generator().manual_seed(0)
+fig = plot.image_grid({
+    "clean": X8,
+    "gaussian 0.3": aelab.corrupt.corrupt(X8, "gaussian", 0.3, generator=g),
+    "one big block": aelab.corrupt.corrupt(X8, "big_block", 0.25, generator=g),
+    "small blocks": aelab.corrupt.corrupt(X8, "small_blocks", 0.25, generator=g),
+})
+
+# %% [markdown]
+# ## 4 · A tiny autoencoder
+#
+# An autoencoder squeezes each image through a narrow middle (the *code* `z`)
+# and then tries to redraw it. This one is barletta2024's: two convolutions with
+# pooling shrink 1×28×28 pixels to a 4×7×7 code (196 numbers, a quarter of the
+# 784 pixels), and the decoder mirrors it back up.
+
+# %%
+model = aelab.models.ConvAutoencoder()
+print(model)
+print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
+
+# %% [markdown]
+# The objective is written here, not hidden in the library: the mean squared
+# difference between each image `X` and its reconstruction `X_hat`.
+
+# %%
+def reconstruction_loss(model, batch):
+    X, = batch
+    X_hat = model(X)
+    return F.mse_loss(X_hat, X)
+
+
+# %% [markdown]
+# `aelab.fit` runs the training loop (batches, device, progress bar) for the
+# objective you give it. Watch the bar: on a laptop this takes about a minute
+# in the classroom profile.
+
+# %% tags=["nbval-ignore-output"]
+X_train = train.X[:SETTINGS["num_images"]]
+test = aelab.load_dataset("mnist", "test")
+history = aelab.fit(model, (X_train,), reconstruction_loss,
+                    num_epochs=SETTINGS["num_epochs"], lr=1e-3, batch_size=64,
+                    test_data=(test.X,), desc="tiny autoencoder")
+print(f"{history.images_per_s:,.0f} images/s on {device}")
+
+# %% [markdown]
+# ## 5 · Did it really learn?
+#
+# Two checks before believing any result. First the **loss curve**: it should
+# fall and flatten, with the test loss (dashed) close to the training loss.
+
+# %%
+fig = plot.loss_curves({"autoencoder": history})
+
+# %% [markdown]
+# Second, **compare with the best constant image**. A tiny autoencoder can get
+# stuck outputting the same blurry "average digit" for every input; that image
+# already has a low error. A model that learned something must beat it clearly.
+
+# %%
+X_test = test.X[:512].float() / 255
+X_hat = aelab.predict(model, test.X[:512])
+check = metrics.check_reconstruction(X_test, X_hat)
+print(check.message)
+print(history.check() or "The training loss went down.")
+
+# %% [markdown]
+# And look: top row the test digits, middle row what the autoencoder drew from
+# its 196-number code, bottom row the best constant image it must beat.
+
+# %%
+mean_image = X_test.mean(0, keepdim=True).expand(8, -1, -1, -1)
+fig = plot.image_grid({"input": X_test[:8], "reconstruction": X_hat[:8],
+                       "mean image": mean_image})
+
+# %% [markdown]
+# ## Where next
+#
+# * **01 · Pretraining with few labels** (barletta2024): does an autoencoder
+#   trained on unlabeled digits help a classifier that sees only 50 labels?
+#
+# Things to try here first: set `num_epochs` to 1 and re-run sections 4–5 (does
+# the check still pass?); replace `F.mse_loss` by `F.l1_loss`; train on
+# `aelab.load_dataset("fashion_mnist", "train")`.

@@ -1,0 +1,363 @@
+"""Shapes, overfitting one batch, and the details lessons rely on (CPU, fast)."""
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aelab import losses
+from aelab.losses import (cross_entropy, joint_loss, l1_activations, l1_weights,
+                          reconstruction_loss)
+from aelab.models import (ConvAutoencoder, EncoderClassifier, SkipAutoencoder,
+                          SmallCNN, alberti_configs)
+from aelab.whatwhere import FixedUnpool, MacroLayerAE, SwitchMaxPool, SwitchUnpool
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread (and don't fight other processes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def images(n=8, channels=1, size=28, seed=0):
+    """Smooth random blobs in [0, 1]: structured, unlike white noise."""
+    torch.manual_seed(seed)
+    low = torch.rand(n, channels, 7, 7)
+    return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+
+
+def channels_last(X):
+    return X.contiguous(memory_format=torch.channels_last)
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def fit(model, loss_fn, steps=200, lr=1e-2):
+    """Adam on one batch; returns (first loss, last loss)."""
+    torch.manual_seed(0)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    history = []
+    for _ in range(steps):
+        loss = loss_fn(model)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    return history[0], history[-1]
+
+
+# ---- ConvAutoencoder (barletta2024, alberti2017) ---------------------------------
+
+def test_conv_autoencoder_default_is_barletta2024():
+    ae = ConvAutoencoder()
+    convs = [m for m in ae.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (1, 8), (8, 4), (4, 4), (4, 8), (8, 1)]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in ae.encoder) == 2
+    assert isinstance(ae.decoder[-1], nn.Conv2d)  # no output activation
+    assert n_params(ae) == 80 + 292 + 148 + 296 + 73
+    X = images(4)
+    assert ae.encode(X).shape == (4, 4, 7, 7)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg", "stride"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_conv_autoencoder_returns_input_size(depth, pool):
+    ae = ConvAutoencoder(widths=(4,) * depth, pool=pool)
+    X = images(2)
+    assert ae(X).shape == X.shape
+    assert ae(channels_last(X)).shape == X.shape
+    X3 = images(2, channels=3, size=32)
+    assert ConvAutoencoder(in_channels=3, widths=(4,) * depth, pool=pool)(X3).shape \
+        == X3.shape
+
+
+def test_conv_autoencoder_options_and_bad_input():
+    for act in ["relu", "tanh", "sigmoid", "leaky_relu", "elu"]:
+        assert ConvAutoencoder(activation=act)(images(2)).shape == (2, 1, 28, 28)
+    torch.manual_seed(0)
+    w = ConvAutoencoder(widths=(64, 64), init="normal").encoder[3].weight
+    assert abs(w.std().item() - 0.01) < 1e-3
+    w = ConvAutoencoder(widths=(64, 64), init="orthogonal").encoder[3].weight
+    rows = w.flatten(1)  # 64 x 576: orthonormal rows
+    assert torch.allclose(rows @ rows.T, torch.eye(64), atol=1e-4)
+    ae = ConvAutoencoder(init="kaiming")
+    assert all((c.bias == 0).all() for c in ae.modules() if isinstance(c, nn.Conv2d))
+    asym = ConvAutoencoder(widths=(8, 4), decoder_widths=(2, 3))
+    convs = [c for c in asym.decoder if isinstance(c, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [2, 3, 1]
+    for bad in [dict(kernel_size=4), dict(widths=(2,) * 7), dict(activation="gelu"),
+                dict(pool="min"), dict(init="zeros"), dict(decoder_widths=(4,))]:
+        with pytest.raises(ValueError):
+            ConvAutoencoder(**bad)
+    with pytest.raises(ValueError, match="too small"):
+        ConvAutoencoder(widths=(2,) * 5)(images(1))  # 28 -> 14 -> 7 -> 3 -> 1 -> ?
+
+
+def test_alberti_configs_are_small_and_reconstruct():
+    configs = alberti_configs()
+    assert len(configs) == 10
+    assert len({repr(sorted(c.items())) for c in configs}) == 10
+    assert max(len(c["widths"]) for c in configs) == 6
+    for cfg in configs:
+        for channels, size in [(1, 28), (3, 32)]:
+            ae = ConvAutoencoder(in_channels=channels, **cfg)
+            assert n_params(ae) <= 4000, cfg
+            X = images(2, channels, size)
+            assert ae(X).shape == X.shape, cfg
+
+
+# ---- classifiers --------------------------------------------------------------
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_encoder_classifier_shapes(head):
+    clf = EncoderClassifier(ConvAutoencoder().encoder, head=head, dropout=0.1)
+    X = images(3)
+    assert clf(X).shape == (3, 10) and clf(channels_last(X)).shape == (3, 10)
+    assert clf.features(X).shape == (3, 4 * 7 * 7)
+    n_linear = sum(isinstance(m, nn.Linear) for m in clf.head)
+    assert n_linear == (1 if head == "linear" else 3)
+    ae3 = SkipAutoencoder(in_channels=3, depth=4)
+    clf3 = EncoderClassifier(ae3.encoder, head=head, in_shape=(3, 32, 32),
+                             num_classes=4)
+    assert clf3(images(2, 3, 32)).shape == (2, 4)
+    assert clf3.num_features == 64 * 8 * 8
+
+
+def test_freeze_really_freezes():
+    encoder = SkipAutoencoder().encoder  # has BatchNorm: running stats must not move
+    before = copy.deepcopy(encoder.state_dict())
+    clf = EncoderClassifier(encoder, freeze=True)
+    head_before = copy.deepcopy(clf.head.state_dict())
+    clf.train()
+    assert clf.training and clf.head.training
+    assert not any(m.training for m in clf.encoder.modules())
+    assert not any(p.requires_grad for p in clf.encoder.parameters())
+    fit(clf, lambda m: cross_entropy(m(images()), torch.arange(8)), steps=3)
+    for k, v in clf.encoder.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not torch.equal(clf.head[-1].weight, head_before["1.weight"])
+    # and without freezing, the same step does move the encoder
+    loose = EncoderClassifier(copy.deepcopy(SkipAutoencoder().encoder), freeze=False)
+    w0 = loose.encoder[0][0].weight.clone()
+    fit(loose, lambda m: cross_entropy(m(images()), torch.arange(8)), steps=3)
+    assert loose.encoder.training and not torch.equal(w0, loose.encoder[0][0].weight)
+
+
+def test_small_cnn_is_barletta2024_baseline():
+    cnn = SmallCNN()
+    assert [type(m) for m in cnn.encoder] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d] * 2
+    assert cnn.head[-1].in_features == 245 and isinstance(cnn.head[1], nn.Dropout)
+    assert cnn(images(2)).shape == (2, 10)
+    assert cnn(channels_last(images(2))).shape == (2, 10)
+    assert cnn.features(images(2)).shape == (2, 245)
+    assert SmallCNN(in_channels=3, in_size=32)(images(2, 3, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: EncoderClassifier(ConvAutoencoder().encoder),
+    lambda: EncoderClassifier(ConvAutoencoder().encoder, head="mlp", hidden=64),
+    lambda: SmallCNN(),
+])
+def test_classifiers_overfit_one_batch(make):
+    torch.manual_seed(0)
+    model, X, y = make(), images(), torch.arange(8)
+    start, end = fit(model, lambda m: cross_entropy(m(X), y), steps=200)
+    model.eval()
+    assert end < 0.2 * start
+    assert (model(X).argmax(1) == y).all()
+
+
+# ---- SkipAutoencoder (dong2017) ---------------------------------------------------
+
+@pytest.mark.parametrize("depth", [2, 4, 6])
+def test_skip_autoencoder_shapes(depth):
+    for channels, size in [(1, 28), (3, 32)]:
+        ae = SkipAutoencoder(in_channels=channels, depth=depth)
+        X = images(2, channels, size)
+        assert ae(X).shape == X.shape and ae(channels_last(X)).shape == X.shape
+        feats = ae.features(X)
+        assert len(feats) == depth and all((f >= 0).all() for f in feats)  # ReLUs
+        assert torch.equal(feats[-1], ae.encode(X))
+        assert feats[-1].shape[1] == 16 * 2 ** (depth // 2)  # width doubles per stride
+    assert [f.shape[-1] for f in SkipAutoencoder(depth=6).features(images(1))] == [
+        28, 14, 14, 7, 7, 4]
+    assert not any(isinstance(m, nn.MaxPool2d) for m in ae.modules())
+
+
+def count_skip_additions(ae, X):
+    added = []
+    hooks = [layer.register_forward_pre_hook(lambda m, args: added.append(
+        args[2] is not None)) for layer in ae.decoder]
+    ae(X)
+    for h in hooks:
+        h.remove()
+    return sum(added)
+
+
+def test_skips_false_removes_internal_skips_only():
+    torch.manual_seed(0)
+    X = images(2)
+    full = SkipAutoencoder(depth=6).eval()
+    no_skips = SkipAutoencoder(depth=6, skips=False).eval()
+    no_skips.load_state_dict(full.state_dict())  # same weights, different wiring
+    assert count_skip_additions(full, X) == 3  # a_2, a_4 and the input
+    assert count_skip_additions(no_skips, X) == 1  # the input only
+    assert not torch.allclose(full(X), no_skips(X))
+    no_input = SkipAutoencoder(depth=6, input_skip=False).eval()
+    no_input.load_state_dict(full.state_dict())
+    assert torch.allclose(full(X) - no_input(X), X, atol=1e-6)  # X_hat = out + X
+
+
+def test_skip_autoencoder_overfits_one_batch():
+    torch.manual_seed(0)
+    X = images()
+    ae = SkipAutoencoder(width=8, input_skip=False)  # no shortcut from X to X_hat
+    start, end = fit(ae, lambda m: reconstruction_loss(m(X), X), steps=200)
+    assert end < 0.2 * start
+
+
+def test_conv_autoencoder_overfits_one_batch():
+    torch.manual_seed(0)
+    X = images()
+    start, end = fit(ConvAutoencoder(), lambda m: reconstruction_loss(m(X), X),
+                     steps=300)
+    assert end < 0.2 * start
+
+
+# ---- zhang2016 parts ---------------------------------------------------------------
+
+def test_switch_unpool_restores_argmax_positions():
+    torch.manual_seed(0)
+    X = torch.rand(2, 3, 6, 6)
+    out, idx = SwitchMaxPool()(X)
+    assert out.shape == (2, 3, 3, 3)
+    U = SwitchUnpool()(out, idx)
+    windows = X.unfold(2, 2, 2).unfold(3, 2, 2).reshape(2, 3, 3, 3, 4)
+    is_max = windows == windows.amax(-1, keepdim=True)
+    expected = (windows * is_max).reshape(2, 3, 3, 3, 2, 2)
+    expected = expected.permute(0, 1, 2, 4, 3, 5).reshape(2, 3, 6, 6)
+    assert torch.equal(U, expected)
+    assert (U != 0).sum() == out.numel()  # one value per window, zeros elsewhere
+    assert SwitchUnpool()(*SwitchMaxPool()(X[..., :5, :5]),
+                          output_size=(5, 5)).shape[-2:] == (5, 5)
+
+
+def test_fixed_unpool_uses_top_left():
+    X = torch.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    U = FixedUnpool()(X)
+    assert torch.equal(U, torch.tensor([[[[1.0, 0, 2, 0], [0, 0, 0, 0],
+                                          [3, 0, 4, 0], [0, 0, 0, 0]]]]))
+    U7 = FixedUnpool()(torch.ones(1, 2, 3, 3), output_size=(7, 7))
+    assert U7.shape == (1, 2, 7, 7) and U7.sum() == 18 and U7[..., ::2, ::2][
+        ..., :3, :3].sum() == 18
+
+
+@pytest.mark.parametrize("unpool", ["switches", "fixed"])
+@pytest.mark.parametrize("mode,pairs", [("first", 1), ("all", 3), ("layerwise", 3)])
+def test_macro_layer_ae_shapes(mode, pairs, unpool):
+    model = MacroLayerAE(widths=(4, 8, 8), mode=mode, unpool=unpool)
+    for X in [images(2), channels_last(images(2))]:
+        logits, recons = model(X)
+        assert logits.shape == (2, 10) and len(recons) == pairs
+        assert torch.equal(recons[0][0], X)  # first target is always the image
+        assert all(t.shape == p.shape for t, p in recons)
+    model3 = MacroLayerAE(in_channels=3, mode=mode, unpool=unpool, in_size=32)
+    logits, recons = model3(images(2, 3, 32))
+    assert logits.shape == (2, 10) and recons[0][1].shape == (2, 3, 32, 32)
+
+
+def test_layerwise_decodes_clean_activations():
+    torch.manual_seed(0)
+    X = images(2)
+    models = {m: MacroLayerAE(mode=m) for m in ["all", "layerwise"]}
+    models["layerwise"].load_state_dict(models["all"].state_dict())
+    for model in models.values():
+        before = model(X)[1][0][1]
+        with torch.no_grad():
+            model.decoder[-1][0].weight.add_(1.0)  # f_L^dec only
+        changed = not torch.allclose(before, model(X)[1][0][1])
+        assert changed == (model.mode == "all")  # layerwise: a^_0 = f_1^dec(a_1)
+
+
+@pytest.mark.parametrize("mode,unpool", [("first", "switches"), ("all", "switches"),
+                                         ("layerwise", "fixed")])
+def test_macro_layer_ae_overfits_with_joint_loss(mode, unpool):
+    torch.manual_seed(0)
+    X, y = images(), torch.arange(8)
+    model = MacroLayerAE(widths=(8, 16), mode=mode, unpool=unpool)
+
+    def loss_fn(m):
+        logits, recons = m(X)
+        return joint_loss(logits, y, recons)
+
+    start, end = fit(model, loss_fn, steps=200)
+    assert end < 0.2 * start
+    assert (model(X)[0].argmax(1) == y).all()
+
+
+# ---- losses ------------------------------------------------------------------------
+
+def test_reconstruction_and_l1_losses():
+    torch.manual_seed(0)
+    X, X_hat, z = torch.rand(4, 1, 5, 5), torch.rand(4, 1, 5, 5), torch.randn(4, 7)
+    assert torch.isclose(reconstruction_loss(X_hat, X), ((X_hat - X) ** 2).mean())
+    assert torch.isclose(l1_activations(z), z.abs().sum() / z.numel())
+    ae = ConvAutoencoder(init="xavier")
+    hand = sum(p.double().abs().sum().item() for name, p in ae.named_parameters()
+               if name.endswith("weight"))
+    assert l1_weights(ae).item() == pytest.approx(hand, rel=1e-6)
+    clf = EncoderClassifier(SkipAutoencoder(depth=2).encoder)  # BN weights excluded
+    with torch.no_grad():
+        clf.encoder[0][1].weight.fill_(100.0)
+    hand = sum(m.weight.double().abs().sum().item() for m in clf.modules()
+               if type(m) in (nn.Conv2d, nn.Linear))
+    assert l1_weights(clf).item() == pytest.approx(hand, rel=1e-6)
+    l1_weights(ae).backward()  # usable as a penalty
+    assert ae.encoder[0].weight.grad is not None and ae.encoder[0].bias.grad is None
+
+
+def test_cross_entropy_warns_once_on_probabilities(monkeypatch):
+    monkeypatch.setattr(losses, "_warned_double_softmax", False)
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning on real logits fails
+        assert torch.isclose(cross_entropy(logits, y), F.cross_entropy(logits, y))
+    probs = logits.softmax(1)
+    with pytest.warns(UserWarning, match="softmax was applied twice"):
+        cross_entropy(probs, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cross_entropy(probs, y)
+    assert caught == []  # once per session
+
+
+def test_losses_work_under_vmap():
+    """aelab.sweep trains many models at once with torch.func.vmap."""
+    torch.manual_seed(0)
+    logits, y = torch.randn(3, 8, 10), torch.randint(0, 10, (3, 8))
+    got = torch.func.vmap(cross_entropy)(logits, y)
+    assert torch.allclose(got, torch.stack([F.cross_entropy(a, b)
+                                            for a, b in zip(logits, y)]))
+
+
+def test_joint_loss_is_zhang2016_eq2():
+    torch.manual_seed(0)
+    logits, y = torch.randn(4, 10), torch.randint(0, 10, (4,))
+    recons = [(torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)),
+              (torch.rand(4, 3, 4, 4), torch.rand(4, 3, 4, 4))]
+    expected = F.cross_entropy(logits, y) + 0.5 * (
+        1.0 * F.mse_loss(recons[0][1], recons[0][0])
+        + 4.0 * F.mse_loss(recons[1][1], recons[1][0]))
+    got = joint_loss(logits, y, recons, weight=0.5, layer_weights=[1.0, 4.0])
+    assert torch.isclose(got, expected)
+    with pytest.raises(ValueError):
+        joint_loss(logits, y, recons, layer_weights=[1.0])

@@ -1,0 +1,52 @@
+"""Execute lessons and screenshot them in headless Chromium, as a student sees them.
+
+    python tools/render.py lessons/00_tour.py [--profile fast] [--out out/render]
+
+Needs Debian's chromium and the `render` extra (playwright). Writes
+<out>/<lesson>.html and <out>/<lesson>-<k>.png (page slices of 1600 px).
+"""
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("lessons", nargs="+")
+    parser.add_argument("--profile", default="fast")
+    parser.add_argument("--out", default="out/render")
+    parser.add_argument("--width", type=int, default=1100)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "AELAB_PROFILE": args.profile}
+    from playwright.sync_api import sync_playwright
+
+    for lesson in args.lessons:
+        stem = Path(lesson).stem
+        nb = Path(lesson).with_suffix(".ipynb")
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+                        "--execute", "--ExecutePreprocessor.timeout=1200",
+                        f"--output-dir={out}", str(nb)], check=True, env=env)
+        html = (out / f"{stem}.html").resolve()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": args.width, "height": 1600})
+            page.goto(html.as_uri())
+            page.wait_for_timeout(1500)
+            height = page.evaluate("document.body.scrollHeight")
+            for k, top in enumerate(range(0, height, 1600)):
+                page.screenshot(path=str(out / f"{stem}-{k:02d}.png"),
+                                clip={"x": 0, "y": top, "width": args.width,
+                                      "height": min(1600, height - top)},
+                                full_page=True)
+            browser.close()
+        print(f"{stem}: {height} px -> {out}/{stem}-*.png")
+
+
+if __name__ == "__main__":
+    main()
