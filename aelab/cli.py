@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXPERIMENTS = {"pretraining": "aelab.experiments.pretraining"}
+EXPERIMENTS = {"pretraining": "aelab.experiments.pretraining_report"}
 
 
 def lessons_dir() -> Path:

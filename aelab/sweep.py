@@ -174,15 +174,21 @@ class Probes:
 
 def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
                  num_classes: int | None = None, num_steps: int = 300, lr: float = 0.05,
-                 weight_decay: float = 1e-3, device=None, quiet: bool = True) -> Probes:
+                 weight_decay: float = 1e-3, scale: str = "global", device=None,
+                 quiet: bool = True) -> Probes:
     """One softmax (multinomial logistic) head per index set in `subsets`, all
     trained together, full batch, with Adam. F: (N, D) frozen features of the
-    labeled pool, y: (N,). Features are standardised with statistics of all
-    of F (no labels are used for that)."""
+    labeled pool, y: (N,). Features are centred with the mean of all of F (no
+    labels are used) and divided by one global std (scale="global": keeps the
+    features' geometry, like a head on raw features) or each feature's own
+    (scale="feature": whitens, which inflates near-constant directions)."""
     device = torch.device(device) if device is not None else get_device()
     F, y = F.float().to(device), y.to(device)
     C = num_classes or int(y.max()) + 1
-    mean, std = F.mean(0), F.std(0).clamp_min(1e-6)
+    if scale not in ("global", "feature"):
+        raise ValueError(f"unknown scale {scale!r}: use 'global' or 'feature'")
+    mean = F.mean(0)
+    std = (F.std() if scale == "global" else F.std(0)).clamp_min(1e-6)
     union = torch.unique(torch.cat([torch.as_tensor(s) for s in subsets])).to(device)
     Fz, yu = (F[union] - mean) / std, y[union]
     where = torch.full((len(F),), -1, dtype=torch.long, device=device)

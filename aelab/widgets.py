@@ -84,3 +84,41 @@ def choice_checker(question: str, options: list, answer_fn, *, multi: bool = Fal
 
     button.on_click(reveal)
     return W.VBox([W.HTML(f"<b>{question}</b>"), W.HBox([pick, button]), out])
+
+
+def budget_explorer(curves: dict, *, paper: dict | None = None) -> W.VBox:
+    """Label-budget slider and method checkboxes over finished results (instant).
+    curves: {method: (sizes, acc[seeds, sizes])}."""
+    sizes = sorted({n for s, _ in curves.values() for n in s})
+    boxes = {m: W.Checkbox(value=True, description=m, indent=False,
+                           layout=W.Layout(width="260px")) for m in curves}
+    slider = W.SelectionSlider(options=sizes, value=sizes[len(sizes) // 2],
+                               description="labels")
+    out = W.Output()
+
+    def update(_=None):
+        chosen = {m: curves[m] for m, b in boxes.items() if b.value}
+
+        def draw():
+            fig = plot.budget_curves(chosen or curves, reference=None)
+            ax = fig.axes[0]
+            ax.axvline(slider.value, color="k", lw=0.8)
+            lines = []
+            for m, (s, acc) in sorted(chosen.items(), key=lambda kv: -kv[1][1].mean()):
+                if slider.value in s:
+                    a = acc[:, list(s).index(slider.value)] * 100
+                    ref = f" (paper {paper[m]:.1f})" if paper and m in paper else ""
+                    lines.append(f"{m}: {a.mean():.1f}% [{a.min():.1f}-{a.max():.1f}]{ref}")
+            ax.set_title(f"{slider.value} labels: " + (lines[0] if lines else ""),
+                         fontsize=9)
+            print("\n".join(lines))
+            return fig
+
+        _redraw(out, draw)
+
+    for control in [slider, *boxes.values()]:
+        control.observe(update, names="value")
+    update()
+    grid = W.GridBox(list(boxes.values()),
+                     layout=W.Layout(grid_template_columns="repeat(3, 270px)"))
+    return W.VBox([slider, grid, out])
