@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a lesson's experiment headless")
     run.add_argument("experiment", choices=sorted(EXPERIMENTS))
-    run.add_argument("--profile", choices=profiles, default="classroom")
+    run.add_argument("--profile", choices=profiles,
+                     default=os.environ.get("AELAB_PROFILE", "classroom"))
     run.add_argument("--verify", action="store_true",
                      help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
     run.add_argument("--out", default="out", help="folder for figures and results")

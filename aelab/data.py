@@ -13,8 +13,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import site
 import socket
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,11 +98,15 @@ def data_dir() -> Path:
 
 
 def embedded_dir() -> Path:
-    """data/ beside the package (a checkout), else <prefix>/share/aelab/data (a wheel)."""
+    """data/ beside the package (a checkout), else where pip put the wheel's data
+    files: <prefix>/share/aelab/data, /usr/local/share/... or ~/.local/share/..."""
     here = Path(__file__).resolve().parent.parent / "data"
-    if (here / EMBEDDED["mnist"]["file"]).exists():
-        return here
-    return Path(sys.prefix) / "share" / "aelab" / "data"
+    candidates = [here] + [Path(base) / "share" / "aelab" / "data" for base in
+                           (sys.prefix, sysconfig.get_path("data"), site.USER_BASE)]
+    for path in candidates:
+        if (path / EMBEDDED["mnist"]["file"]).exists():
+            return path
+    return candidates[1]
 
 
 _online: bool | None = None

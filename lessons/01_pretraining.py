@@ -14,8 +14,9 @@
 # %% [markdown]
 # # 01 · Pretraining an autoencoder to learn from few labels
 #
-# *Paper: Barletta & De Benedetti (2024), "Unsupervised pretraining with
-# autoencoders" (`shared/papers/barletta2024...`).*
+# *Paper: Valentina Barletta & Sara De Benedetti (2024), "Unsupervised
+# pretraining with autoencoders", a course project report (June 2024); code at
+# github.com/Awalilly/Unsupervised-pre-training.*
 #
 # **The idea.** Labels are expensive, images are cheap. So: train an
 # autoencoder on many *unlabeled* digits, keep its encoder, and fit only a small
@@ -179,6 +180,9 @@ widgets.epoch_scrubber(aelab.splits.to_float(test.X[:8]),
                        {k: v["snapshots"] for k, v in pretrained.items()
                         if v["dataset"] == "mnist"})
 
+# %% [markdown]
+# The same reconstructions after the last epoch, as a still picture:
+
 # %%
 fig = plot.image_grid({"input": test.X[:8], **{
     k: v["snapshots"][-1] for k, v in pretrained.items() if v["dataset"] == "mnist"}})
@@ -282,6 +286,12 @@ fig = report.figures(study)["confusion"]
 print(report.format_summary(study))
 
 # %% [markdown]
+# A mean over budgets can hide a crossover. Which method wins at *each* budget?
+
+# %%
+print(report.winners(study))
+
+# %% [markdown]
 # ## 8 · Why did the paper need gradient clipping?
 #
 # The authors' classifier ended in `nn.Softmax`, and they trained it with
@@ -297,6 +307,9 @@ idx = pool[splits.labeled(min(500, len(pool)))]
 demo = extras.double_softmax_demo(
     pretrained[report.SPARSE]["model"].encoder, train.X[idx], train.y[idx],
     test.X, test.y, num_epochs=max(3, SETTINGS["clf_epochs"] // 4))
+
+# %% [markdown]
+# Loss, test accuracy and gradient norm of the three heads, epoch by epoch:
 
 # %%
 import matplotlib.pyplot as plt

@@ -126,9 +126,23 @@ def figures(study: Study, test_X: torch.Tensor | None = None) -> dict:
 
 
 def format_verdict(claims: list[Claim]) -> str:
-    lines = [f"{'claim':<42} {'paper (own numbers)':<24} {'measured':<40} status"]
+    lines = [f"{'claim':<42} {'paper (own numbers)':<29} {'measured':<40} status"]
     for c in claims:
-        lines.append(f"{c.claim:<42} {c.paper:<24} {c.measured:<40} {c.status}")
+        lines.append(f"{c.claim:<42} {c.paper:<29} {c.measured:<40} {c.status}")
+    return "\n".join(lines)
+
+
+def winners(study: Study) -> str:
+    """The best method at each budget, and by how much it beats the CNN."""
+    cnn = "CNN (from scratch)"
+    lines = []
+    for i, n in enumerate(study.accuracy(cnn)[0]):
+        means = {m: study.accuracy(m)[1][:, i].mean().item() * 100
+                 for m in study.methods}
+        best = max(means, key=means.get)
+        gap = means[best] - means[cnn]
+        versus = "" if best == cnn else f" ({gap:+.1f} points vs the CNN)"
+        lines.append(f"{n:>6} labels: best is {best}, {means[best]:.1f}%{versus}")
     return "\n".join(lines)
 
 
@@ -169,6 +183,7 @@ def main(profile: str | None = None, out: str = "out", verify: bool = False) -> 
     print("\nDid every model train?\n  " + "\n  ".join(health(study)))
     print(f"\nMean test accuracy over the label budgets ({study.profile} profile):")
     print(format_summary(study))
+    print("\nThe best method at each budget:\n" + winners(study))
     if verify:
         print("\nbarletta2024's claims, checked:")
         print(format_verdict(verdict(study)))

