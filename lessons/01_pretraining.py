@@ -125,7 +125,7 @@ def my_sparse_loss(model, batch, lam):
     ...  # your code here: return one number
 
 
-extras.check_sparse_loss(my_sparse_loss)
+extras.check_sparse_loss(my_sparse_loss);
 
 # %% [markdown]
 # *Solution (instructors can hide cells tagged `solution`):*
@@ -230,7 +230,7 @@ def freeze(encoder):
     return encoder
 
 
-extras.check_freeze(freeze)
+extras.check_freeze(freeze);
 
 # %% tags=["solution"]
 def freeze(encoder):
@@ -273,7 +273,7 @@ widgets.budget_explorer(curves, paper=P.PAPER)
 # (the paper's Fig. 5 used 480 labels):
 
 # %%
-fig = report.figures(study)["confusion"]
+fig = report.confusion_figure(study)
 
 # %% [markdown]
 # ## 7 · Beside the paper's Figure 4
@@ -330,6 +330,7 @@ for label, h in demo.items():
           f"max gradient norm {max(h.metrics['grad_norm']):.3g}")
 
 # %% [markdown]
+# (Where a line seems missing, it lies under another: those runs were equal.)
 # Look at the gradient norms before you believe "exploding gradients": with a
 # softmax in front of the loss, are they larger or smaller than with logits?
 # Clipping at 1 can only shrink a gradient, so it cannot cure gradients that

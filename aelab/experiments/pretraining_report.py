@@ -107,16 +107,21 @@ def health(study: Study) -> list[str]:
     return lines
 
 
+def confusion_figure(study: Study, method: str = SPARSE, near: int = 480):
+    """Confusion matrix of `method`'s seed-0 head at the budget closest to `near`
+    (barletta2024's Fig. 5 used 480 labels)."""
+    n = min(study.confusion[method], key=lambda k: abs(k - near))
+    cm = metrics.confusion_matrix(study.y_test, study.confusion[method][n], 10)
+    return plot.confusion(cm, title=f"{method}, {n} labels (seed 0)")
+
+
 def figures(study: Study, test_X: torch.Tensor | None = None) -> dict:
     curves = {k: study.accuracy(k) for k in study.methods}
     figs = {"budget": plot.budget_curves(curves)}
     figs["pretraining"] = plot.loss_curves(
         {k: v["history"] for k, v in study.pretrained.items()},
         title="Autoencoder pretraining loss")
-    n = min(study.confusion[SPARSE], key=lambda k: abs(k - 480))
-    cm = metrics.confusion_matrix(study.y_test, study.confusion[SPARSE][n], 10)
-    figs["confusion"] = plot.confusion(
-        cm, title=f"{SPARSE}, {n} labels (seed 0)")
+    figs["confusion"] = confusion_figure(study)
     if test_X is not None:
         rows = {"input": to_float(test_X[:8])}
         rows.update({k: v["snapshots"][-1] for k, v in study.pretrained.items()
@@ -126,10 +131,12 @@ def figures(study: Study, test_X: torch.Tensor | None = None) -> dict:
 
 
 def format_verdict(claims: list[Claim]) -> str:
-    lines = [f"{'claim':<42} {'paper (own numbers)':<29} {'measured':<40} status"]
+    blocks = []
     for c in claims:
-        lines.append(f"{c.claim:<42} {c.paper:<29} {c.measured:<40} {c.status}")
-    return "\n".join(lines)
+        blocks.append(f"{c.status:<15} {c.claim}\n{'':16}criterion: {c.criterion}\n"
+                      f"{'':16}paper's own numbers: {c.paper}\n"
+                      f"{'':16}measured: {c.measured}")
+    return "\n".join(blocks)
 
 
 def winners(study: Study) -> str:
