@@ -172,11 +172,11 @@ for name, ae in pretrained.items():
         print("   ", ae["history"].check())
 
 # %% [markdown]
-# Reconstructions of the same test digits, epoch by epoch: drag the slider to
-# watch the autoencoders learn.
+# Reconstructions of the same test digits, epoch by epoch: drag `epoch` to
+# watch the autoencoders learn, and `images` to pick other test digits.
 
 # %% tags=["nbval-ignore-output"]
-widgets.epoch_scrubber(aelab.splits.to_float(test.X[:8]),
+widgets.epoch_scrubber(aelab.splits.to_float(test.X[:32]),
                        {k: v["snapshots"] for k, v in pretrained.items()
                         if v["dataset"] == "mnist"})
 
@@ -185,7 +185,7 @@ widgets.epoch_scrubber(aelab.splits.to_float(test.X[:8]),
 
 # %%
 fig = plot.image_grid({"input": test.X[:8], **{
-    k: v["snapshots"][-1] for k, v in pretrained.items() if v["dataset"] == "mnist"}})
+    k: v["snapshots"][-1][:8] for k, v in pretrained.items() if v["dataset"] == "mnist"}})
 
 # %% [markdown]
 # ## 4 · Predict before you run

@@ -51,7 +51,7 @@ AUTOENCODERS = {  # name: (pretraining dataset, penalty, lambda)
     "Fashion sparse AE": ("fashion_mnist", "activations", 1e-3),
 }
 # Part of every cache key: bump it when a change here changes results.
-VERSION = 2
+VERSION = 3
 PROBE = dict(num_steps=300, lr=0.05, weight_decay=1e-3, scale="global")
 PROBE_ARMS = (*AUTOENCODERS, "random encoder", "pixels (logistic)", "PCA (logistic)")
 TRAINED_ARMS = ("CNN (from scratch)", "AE fine-tuned")
@@ -122,7 +122,7 @@ def load_data(settings: dict):
 def pretrain(name: str, X: torch.Tensor, X_test: torch.Tensor, settings: dict,
              *, seed: int = 0, quiet: bool = False) -> dict:
     """Train one autoencoder of AUTOENCODERS (cached). Returns its model, history,
-    health check and reconstructions of 8 test images after every epoch."""
+    health check and reconstructions of 32 test images after every epoch."""
     dataset, penalty, lam = AUTOENCODERS[name]
     config = dict(kind="pretrain", version=VERSION, name=name, n=len(X), seed=seed,
                   epochs=settings["ae_epochs"], batch=settings["ae_batch_size"],
@@ -131,7 +131,7 @@ def pretrain(name: str, X: torch.Tensor, X_test: torch.Tensor, settings: dict,
     def compute():
         torch.manual_seed(seed)
         model = ConvAutoencoder()
-        shown, snaps = X_test[:8], []
+        shown, snaps = X_test[:32], []
         history = fit(model, (X,), sparse_loss(penalty, lam),
                       num_epochs=settings["ae_epochs"], lr=1e-3,
                       batch_size=settings["ae_batch_size"], test_data=(X_test,),

@@ -124,7 +124,7 @@ def figures(study: Study, test_X: torch.Tensor | None = None) -> dict:
     figs["confusion"] = confusion_figure(study)
     if test_X is not None:
         rows = {"input": to_float(test_X[:8])}
-        rows.update({k: v["snapshots"][-1] for k, v in study.pretrained.items()
+        rows.update({k: v["snapshots"][-1][:8] for k, v in study.pretrained.items()
                      if v["dataset"] == "mnist"})
         figs["reconstructions"] = plot.image_grid(rows)
     return figs
