@@ -4,8 +4,8 @@
 the device, measured rather than assumed:
 - "sequential": one `fit` after another. Fastest on a CPU, where a tiny model
   already fills both cores.
-- "vmap": models of identical structure whose data have equal length are
-  stacked (torch.func.stack_module_state) and trained as ONE vmapped model, so
+- "vmap" (CUDA, batch_size < 1024): models of identical structure whose data
+  have equal length are stacked (torch.func.stack_module_state) and trained as ONE vmapped model, so
   a GPU runs them in one kernel per layer. Adam works element-wise, so one
   Adam over stacked parameters is exactly M independent Adams; gradient
   clipping is done per model. Each model sees the same batch order as in the
@@ -29,6 +29,9 @@ from tqdm.auto import tqdm
 from aelab.splits import to_float
 from aelab.train import History, autocast, fit, make_optimizer
 from aelab.utils import get_device
+
+
+VMAP_MAX_BATCH = 1024
 
 
 class _Objective(nn.Module):
@@ -65,7 +68,11 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     device = torch.device(device) if device is not None else get_device()
     seeds = list(seeds) if seeds is not None else list(range(len(models)))
     if strategy == "auto":
-        strategy = "vmap" if device.type == "cuda" else "sequential"
+        # Measured on an H100 with the barletta AE: 64 models at batch 64, vmap
+        # 268k vs sequential 14k images/s; 16 models at batch 4096, vmap 347k vs
+        # sequential 679k. Big batches already fill the GPU one model at a time.
+        vmap_wins = device.type == "cuda" and batch_size < VMAP_MAX_BATCH
+        strategy = "vmap" if vmap_wins else "sequential"
     if strategy not in ("sequential", "vmap"):
         raise ValueError(f"unknown strategy {strategy!r}: use 'auto', 'sequential' or 'vmap'")
     kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,

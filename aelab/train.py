@@ -77,8 +77,9 @@ def as_loader(data, *, batch_size: int, shuffle: bool, device, seed: int = 0) ->
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA (a measured win there); a no-op elsewhere, where it
-    was measured slower on CPU."""
+    """bf16 autocast on CUDA, a no-op elsewhere (measured slower on this CPU). For
+    the tiny barletta AE on an H100 it was within 2% of fp32/TF32 (801k vs 784k
+    images/s at batch 16384): channels_last is the measured win (2.6x there)."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -86,7 +87,7 @@ def autocast(device: torch.device):
 def evaluate(model: nn.Module, data, loss_fn: LossFn, *, batch_size: int = 1024,
              device=None) -> float:
     """Mean of loss_fn over `data` (eval mode, no gradients)."""
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     loader = as_loader(data, batch_size=batch_size, shuffle=False, device=device)
     was_training = model.training
     model.eval()
@@ -106,6 +107,7 @@ def predict(model: nn.Module | Callable, X: torch.Tensor, *, batch_size: int = 1
     if device is None:
         device = next(model.parameters()).device if isinstance(model, nn.Module) \
             else get_device()
+    device = torch.device(device)
     was_training = getattr(model, "training", False)
     if isinstance(model, nn.Module):
         model.eval()

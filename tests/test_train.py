@@ -160,3 +160,9 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_save({"x": Unpicklable()}, tmp_path / "a.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_and_predict_accept_a_device_name(images):
+    model = tiny_ae()
+    assert predict(model, images, device="cpu").shape == images.shape
+    assert evaluate(model, (images,), recon, device="cpu") > 0
