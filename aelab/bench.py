@@ -20,7 +20,6 @@ from datetime import datetime
 from statistics import median
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
@@ -29,18 +28,13 @@ from aelab.data import load_dataset
 from aelab.models import ConvAutoencoder, EncoderClassifier
 from aelab.splits import make_splits
 from aelab.sweep import fit_many, train_probes
+from aelab.losses import classification_objective, reconstruction_objective
 from aelab.train import autocast, fit, predict
 from aelab.utils import get_device
 
 
-def recon(model, batch):
-    X, = batch
-    return F.mse_loss(model(X), X)
-
-
-def ce(model, batch):
-    X, y = batch
-    return F.cross_entropy(model(X), y)
+recon = reconstruction_objective
+ce = classification_objective
 
 
 def naive_train(model, tensors, loss_fn, device, *, batch_size=16, num_epochs=1):

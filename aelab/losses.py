@@ -97,3 +97,15 @@ def joint_loss(logits: torch.Tensor, y: torch.Tensor, recons, *, weight=1.0,
     U = sum(g * reconstruction_loss(pred, target)
             for g, (target, pred) in zip(gammas, recons))
     return cross_entropy(logits, y) + weight * U
+
+
+# The two objectives library code reuses, in fit's (model, batch) form. Lessons
+# write their own out in full; these are for experiments and benchmarks.
+def reconstruction_objective(model: nn.Module, batch) -> torch.Tensor:
+    X, = batch
+    return F.mse_loss(model(X), X)
+
+
+def classification_objective(model: nn.Module, batch) -> torch.Tensor:
+    X, y = batch
+    return F.cross_entropy(model(X), y)

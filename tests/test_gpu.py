@@ -10,7 +10,6 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import aelab.sweep
 import aelab.train
@@ -18,6 +17,7 @@ from aelab.data import load_dataset
 from aelab.models import ConvAutoencoder, EncoderClassifier
 from aelab.splits import make_splits
 from aelab.sweep import fit_many, train_probes
+from aelab.losses import classification_objective, reconstruction_objective
 from aelab.train import fit, predict
 
 DEVICE = os.environ.get("AELAB_TEST_DEVICE", "cuda")
@@ -25,14 +25,8 @@ pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available
                                 reason="needs a CUDA GPU")
 
 
-def recon(model, batch):
-    X, = batch
-    return F.mse_loss(model(X), X)
-
-
-def ce(model, batch):
-    X, y = batch
-    return F.cross_entropy(model(X), y)
+recon = reconstruction_objective
+ce = classification_objective
 
 
 @pytest.fixture(scope="module")

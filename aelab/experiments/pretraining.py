@@ -60,11 +60,6 @@ PAPER = {"CNN (from scratch)": 81.3, "AE": 78.7, "sparse AE (L1 activations)": 7
          "random encoder": 65.9, "Fashion sparse AE": 65.6}
 
 
-def reconstruction_loss(model, batch):
-    X, = batch
-    return F.mse_loss(model(X), X)
-
-
 def sparse_loss(penalty: str | None, lam: float):
     """The pretraining objective: MSE plus lam * an L1 penalty (or none)."""
     def loss_fn(model, batch):
@@ -77,11 +72,6 @@ def sparse_loss(penalty: str | None, lam: float):
             loss = loss + lam * losses.l1_weights(model)
         return loss
     return loss_fn
-
-
-def classification_loss(model, batch):
-    X, y = batch
-    return F.cross_entropy(model(X), y)
 
 
 @dataclass
@@ -224,7 +214,8 @@ def trained_arms(encoder, train, test, pool, settings, *, quiet=False):
                     idx = pool[make_splits(train.y[pool], seed=seed).labeled(n)]
                     datas.append((train.X[idx], train.y[idx]))
                     seeds.append(seed)
-            fit_many(models, datas, classification_loss, num_epochs=epochs, lr=1e-3,
+            fit_many(models, datas, losses.classification_objective,
+                     num_epochs=epochs, lr=1e-3,
                      batch_size=settings["batch_size"], seeds=seeds, quiet=quiet,
                      desc=f"{n} labels: {len(models)} models")
             out, first, per_arm = [], [], len(settings["seeds"])
