@@ -196,22 +196,27 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
         raise ValueError(f"unknown scale {scale!r}: use 'global' or 'feature'")
     mean = F.mean(0)
     std = (F.std() if scale == "global" else F.std(0)).clamp_min(1e-6)
-    union = torch.unique(torch.cat([torch.as_tensor(s) for s in subsets])).to(device)
-    Fz, yu = (F[union] - mean) / std, y[union]
-    where = torch.full((len(F),), -1, dtype=torch.long, device=device)
-    where[union] = torch.arange(len(union), device=device)
-    weights = torch.zeros(len(subsets), len(union), device=device)
+    Fz = (F - mean) / std
+    W = torch.zeros(len(subsets), F.shape[1], C, device=device)
+    b = torch.zeros(len(subsets), C, device=device)
+    # Heads with subsets of equal size train as one batched op on their own rows
+    # only (a budget sweep has one group per budget, the seeds batched inside).
+    # Adam is element-wise, so grouping gives the same heads as one big op.
+    groups: dict = {}
     for m, s in enumerate(subsets):
-        weights[m, where[torch.as_tensor(s, device=device)]] = 1.0 / len(s)
-    W = torch.zeros(len(subsets), F.shape[1], C, device=device, requires_grad=True)
-    b = torch.zeros(len(subsets), C, device=device, requires_grad=True)
-    opt = torch.optim.Adam([W, b], lr=lr)
-    for _ in tqdm(range(num_steps), desc="probes", disable=quiet, leave=False):
-        logits = torch.einsum("nd,mdc->mnc", Fz, W) + b[:, None]  # M, N, C
-        ce = F_.cross_entropy(logits.flatten(0, 1), yu.repeat(len(subsets)),
-                              reduction="none").view(len(subsets), -1)
-        loss = (ce * weights).sum() + weight_decay * W.pow(2).sum() / 2
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return Probes(W.detach(), b.detach(), mean, std)
+        groups.setdefault(len(s), []).append(m)
+    for heads in tqdm(groups.values(), desc="probes", disable=quiet, leave=False):
+        idx = torch.stack([torch.as_tensor(subsets[m], device=device) for m in heads])
+        Fg, yg = Fz[idx], y[idx]  # S, n, D and S, n
+        Wg = torch.zeros(len(heads), F.shape[1], C, device=device, requires_grad=True)
+        bg = torch.zeros(len(heads), C, device=device, requires_grad=True)
+        opt = torch.optim.Adam([Wg, bg], lr=lr)
+        for _ in range(num_steps):
+            logits = torch.einsum("snd,sdc->snc", Fg, Wg) + bg[:, None]
+            ce = F_.cross_entropy(logits.flatten(0, 1), yg.flatten())
+            loss = ce * len(heads) + weight_decay * Wg.pow(2).sum() / 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        W[heads], b[heads] = Wg.detach(), bg.detach()
+    return Probes(W, b, mean, std)

@@ -51,7 +51,7 @@ AUTOENCODERS = {  # name: (pretraining dataset, penalty, lambda)
     "Fashion sparse AE": ("fashion_mnist", "activations", 1e-3),
 }
 # Part of every cache key: bump it when a change here changes results.
-VERSION = 3
+VERSION = 4
 PROBE = dict(num_steps=300, lr=0.05, weight_decay=1e-3, scale="global")
 PROBE_ARMS = (*AUTOENCODERS, "random encoder", "pixels (logistic)", "PCA (logistic)")
 TRAINED_ARMS = ("CNN (from scratch)", "AE fine-tuned")
