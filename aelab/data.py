@@ -11,7 +11,6 @@ it found them (the provenance record):
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import site
 import socket
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aelab.utils import say_once, sha256_file
+from aelab.utils import say_once, sha256_file, tensor_hash
 
 DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "svhn")
 SPLITS = ("train", "test")
@@ -127,12 +126,6 @@ def is_online(timeout: float = 2.0) -> bool:
     return _online
 
 
-def _checksum(X: np.ndarray, y: np.ndarray) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(X).tobytes())
-    digest.update(np.ascontiguousarray(y).astype(np.int64).tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _torchvision(name: str, split: str, root: Path, download: bool):
     """Images (N, H, W[, C]) and labels through torchvision's dataset classes."""
     import torchvision.datasets as tvd
@@ -230,7 +223,7 @@ def _package(name, split, X, y, source, location, quiet) -> ImageData:
         X = X.transpose(0, 3, 1, 2)
     y = np.asarray(y, dtype=np.int64)
     note = EMBEDDED[name]["note"] if source == "embedded" else ""
-    prov = Provenance(source, location, len(y), _checksum(X, y), note)
+    prov = Provenance(source, location, len(y), tensor_hash(X, y), note)
     if source == "embedded" and not quiet:
         say_once(f"embedded:{name}",
                  f"aelab: {name} is the small embedded subset ({len(y):,} {split} images, "

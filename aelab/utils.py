@@ -89,6 +89,17 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def tensor_hash(*arrays) -> str:
+    """sha256 (first 16 hex digits) of the bytes of tensors or numpy arrays: a
+    content key for data and weights. Fast: ~0.1 s for all of MNIST."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+        digest.update(str((a.dtype, a.shape)).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_dir() -> Path:
     """AELAB_CACHE, else ~/.cache/aelab. Created on first use."""
     root = os.environ.get("AELAB_CACHE") or Path.home() / ".cache" / "aelab"

@@ -16,6 +16,7 @@ cell re-runs instantly and an interrupted sweep resumes where it stopped.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -27,7 +28,7 @@ from aelab.models import ConvAutoencoder, EncoderClassifier, SmallCNN
 from aelab.splits import make_splits, to_float
 from aelab.sweep import fit_many, train_probes
 from aelab.train import History, fit, predict
-from aelab.utils import cached, get_device, get_profile, say_once
+from aelab.utils import cached, get_device, get_profile, say_once, tensor_hash
 
 PROFILES = {
     "fast": dict(source="embedded", pool_size=1000, fashion_pool_size=1000,
@@ -116,7 +117,7 @@ def pretrain(name: str, X: torch.Tensor, X_test: torch.Tensor, settings: dict,
     dataset, penalty, lam = AUTOENCODERS[name]
     config = dict(kind="pretrain", version=VERSION, name=name, n=len(X), seed=seed,
                   epochs=settings["ae_epochs"], batch=settings["ae_batch_size"],
-                  data=_fingerprint(X), test=_fingerprint(X_test))
+                  data=tensor_hash(X), test=tensor_hash(X_test))
 
     def compute():
         torch.manual_seed(seed)
@@ -141,24 +142,20 @@ def pretrain(name: str, X: torch.Tensor, X_test: torch.Tensor, settings: dict,
                 check=metrics.check_reconstruction(to_float(X_test[:512]), X_hat))
 
 
-def _fingerprint(X: torch.Tensor) -> str:
-    from aelab.utils import config_hash
-    return config_hash({"shape": list(X.shape), "sum": int(X.long().sum()),
-                        "head": X.flatten()[:4096:7].tolist()})
-
-
 @torch.no_grad()
 def features(encoder, X: torch.Tensor) -> torch.Tensor:
     """Frozen features: the encoder's output, flattened."""
     return predict(lambda xb: encoder(xb).flatten(1), X, device=get_device())
 
 
-def pca_features(X_pool: torch.Tensor, X: torch.Tensor, k: int = 196) -> torch.Tensor:
-    """Project onto the top-k principal components of the pool (196 = the AE code size)."""
+def pca_features(X_pool: torch.Tensor, *Xs: torch.Tensor, k: int = 196) -> tuple:
+    """Project each of Xs onto the top-k principal components of the pool
+    (196 = the AE code size). One SVD, however many sets are projected."""
     P = to_float(X_pool).flatten(1).double()
     mean = P.mean(0)
     _, _, V = torch.linalg.svd(P - mean, full_matrices=False)
-    return ((to_float(X).flatten(1).double() - mean) @ V[:k].T).float()
+    return tuple(((to_float(X).flatten(1).double() - mean) @ V[:k].T).float()
+                 for X in Xs)
 
 
 def _rows(method, sizes, seed, predictions, y_test):
@@ -173,7 +170,7 @@ def probe_arm(method: str, feats_fn, train, test, pool, settings, *, quiet=True)
     feats_fn(seed) -> (F_pool, F_test). Returns rows and seed-0 predictions."""
     sizes = [n for n in settings["sizes"] if n <= len(pool)]
     config = dict(kind="probe", version=VERSION, probe=PROBE, method=method, sizes=sizes, seeds=settings["seeds"],
-                  pool=_fingerprint(train.X[pool]), test=_fingerprint(test.X),
+                  pool=tensor_hash(train.X[pool]), test=tensor_hash(test.X),
                   settings={k: settings[k] for k in ("ae_epochs", "ae_batch_size")})
 
     def compute():
@@ -201,8 +198,8 @@ def trained_arms(encoder, train, test, pool, settings, *, quiet=False):
         epochs = max(settings["clf_epochs"],
                      -(-settings["min_steps"] * settings["batch_size"] // n))
         config = dict(kind="trained", version=VERSION, n=n, seeds=settings["seeds"], epochs=epochs,
-                      batch=settings["batch_size"], pool=_fingerprint(train.X[pool]),
-                      test=_fingerprint(test.X), encoder=_state_hash(encoder))
+                      batch=settings["batch_size"], pool=tensor_hash(train.X[pool]),
+                      test=tensor_hash(test.X), encoder=tensor_hash(*encoder.state_dict().values()))
 
         def compute():
             models, datas, seeds = [], [], []
@@ -232,10 +229,19 @@ def trained_arms(encoder, train, test, pool, settings, *, quiet=False):
     return rows, preds
 
 
-def _state_hash(module) -> str:
-    from aelab.utils import config_hash
-    return config_hash({k: round(float(v.double().sum()), 6)
-                        for k, v in module.state_dict().items()})
+def pretrain_all(settings, train, test, fashion, pool, fashion_pool, *,
+                 quiet: bool = False) -> dict:
+    """Every autoencoder of AUTOENCODERS, each on its own dataset's pool."""
+    fashion_test = load_dataset("fashion_mnist", "test", source=settings["source"],
+                                quiet=True)
+    out = {}
+    for name, (dataset, _, _) in AUTOENCODERS.items():
+        if dataset == "mnist":
+            X, X_test = train.X[pool], test.X
+        else:
+            X, X_test = fashion.X[fashion_pool], fashion_test.X
+        out[name] = pretrain(name, X, X_test, settings, quiet=quiet)
+    return out
 
 
 def run(profile: str | None = None, *, quiet: bool = False) -> Study:
@@ -250,14 +256,18 @@ def run(profile: str | None = None, *, quiet: bool = False) -> Study:
              f"aelab: profile {profile}: pool {len(pool):,} unlabeled MNIST images, "
              f"test {len(test):,}, label budgets {list(settings['sizes'])[:8]}"
              f"{'...' if len(settings['sizes']) > 8 else ''}, seeds {settings['seeds']}")
-    for name, (dataset, _, _) in AUTOENCODERS.items():
-        X = train.X[pool] if dataset == "mnist" else fashion.X[fashion_pool]
-        X_test = test.X if dataset == "mnist" else load_dataset(
-            "fashion_mnist", "test", source=settings["source"], quiet=True).X
-        study.pretrained[name] = pretrain(name, X, X_test, settings, quiet=quiet)
+    study.pretrained = pretrain_all(settings, train, test, fashion, pool, fashion_pool,
+                                    quiet=quiet)
     X_pool = train.X[pool]
-    arms = {name: (lambda seed, enc=ae["model"].encoder:
-                   (features(enc, X_pool), features(enc, test.X)))
+
+    def once(compute):
+        """Features that do not depend on the seed: computed at most once, and
+        only if a probe arm is not already in the cache."""
+        compute = functools.cache(compute)
+        return lambda seed: compute()
+
+    arms = {name: once(lambda enc=ae["model"].encoder:
+                       (features(enc, X_pool), features(enc, test.X)))
             for name, ae in study.pretrained.items()}
 
     def random_encoder(seed):
@@ -266,10 +276,9 @@ def run(profile: str | None = None, *, quiet: bool = False) -> Study:
         return features(enc, X_pool), features(enc, test.X)
 
     arms["random encoder"] = random_encoder
-    arms["pixels (logistic)"] = lambda seed: (to_float(X_pool).flatten(1),
-                                              to_float(test.X).flatten(1))
-    arms["PCA (logistic)"] = lambda seed: (pca_features(X_pool, X_pool),
-                                           pca_features(X_pool, test.X))
+    arms["pixels (logistic)"] = once(lambda: (to_float(X_pool).flatten(1),
+                                              to_float(test.X).flatten(1)))
+    arms["PCA (logistic)"] = once(lambda: pca_features(X_pool, X_pool, test.X))
     for method, feats_fn in arms.items():
         result = probe_arm(method, feats_fn, train, test, pool, settings)
         study.rows += result["rows"]
