@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from aelab.splits import to_float
 from aelab.train import History, autocast, fit, make_optimizer
-from aelab.utils import get_device
+from aelab.utils import get_device, tune_cpu_allocator
 
 
 VMAP_MAX_BATCH = 1024
@@ -190,6 +190,8 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
     features' geometry, like a head on raw features) or each feature's own
     (scale="feature": whitens, which inflates near-constant directions)."""
     device = torch.device(device) if device is not None else get_device()
+    if device.type == "cpu":
+        tune_cpu_allocator()
     F, y = F.float().to(device), y.to(device)
     C = num_classes or int(y.max()) + 1
     if scale not in ("global", "feature"):

@@ -5,9 +5,11 @@ nothing else from aelab.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
+import platform
 import random
 import tempfile
 import time
@@ -47,6 +49,36 @@ def get_device(prefer: str | None = None) -> torch.device:
         detail = "Apple GPU"
     say_once(f"device:{device}", f"aelab: using {device} ({detail})")
     return device
+
+
+_allocator_tuned: bool | None = None
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed CPU training buffers in the process instead of handing them
+    back to the OS after every step (glibc Linux only; once per process).
+
+    glibc serves buffers of over 128 KiB with fresh mmap pages and trims the heap
+    when they are freed, so each CPU training step of the barletta AE took
+    4,600-9,300 page faults at batch 128-256 (0 after this), which cost a third
+    of its time on a 2-core VM. Sets M_MMAP_THRESHOLD to 32 MiB (glibc's
+    maximum) and M_TRIM_THRESHOLD to 256 MiB; the price is that the process
+    keeps up to 256 MiB of freed memory. AELAB_MALLOC=default leaves glibc as
+    it is. Returns True when the settings are in force.
+    """
+    global _allocator_tuned
+    if _allocator_tuned is None:
+        _allocator_tuned = False
+        if (os.environ.get("AELAB_MALLOC", "tuned") != "default"
+                and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+                m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+                _allocator_tuned = bool(libc.mallopt(m_mmap_threshold, 32 << 20)
+                                        and libc.mallopt(m_trim_threshold, 256 << 20))
+            except (OSError, AttributeError):
+                pass
+    return _allocator_tuned
 
 
 def get_profile(profile: str | None = None) -> str:

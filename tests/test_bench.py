@@ -1,8 +1,11 @@
 """`aelab bench --quick` runs and writes a sane table. No speed assertions here:
 speed goals live in the benchmark and benchmarks/RESULTS.md, not in tests."""
 import math
+import os
+import re
 
-from aelab.bench import main
+from aelab.bench import main, table
+from aelab.bench.naive import Worker
 
 
 def _rows(text):
@@ -22,6 +25,25 @@ def test_quick_bench_writes_a_table_with_positive_finite_ratios(tmp_path):
     assert "naive" in header and any("ratio" in c for c in header)
     ratio = next(i for i, c in enumerate(header) if "ratio" in c)
     assert len(rows) >= 4  # AE (two batch sizes), the sweep, the probes
-    for row in rows:
-        value = float(row[ratio].rstrip("x"))
-        assert math.isfinite(value) and value > 0, row
+    for row in rows:  # "3.5x (3.1-3.9)": the median, then the min-max over rounds
+        mid, lo, hi = map(float, re.fullmatch(r"(\S+)x \((\S+)-(\S+)\)", row[ratio]).groups())
+        assert all(math.isfinite(v) and v > 0 for v in (mid, lo, hi)), row
+        assert lo <= mid <= hi, row
+
+
+def test_ratios_are_taken_round_by_round():
+    # images/s: aelab/naive per round -> 3, 2, 3; seconds: naive/aelab -> 2, 4, 1
+    text = table([("a", "images/s", [1, 2, 3], [3, 4, 9], ""),
+                  ("b", "s", [2, 4, 1], [1, 1, 1], "")])
+    assert "| 3.0x (2.0-3.0) |" in text and "| 2.0x (1.0-4.0) |" in text
+
+
+def _whoami():
+    return os.getpid(), os.environ.get("AELAB_MALLOC")
+
+
+def test_the_naive_loop_runs_in_a_fresh_process_with_default_malloc():
+    with Worker() as worker:
+        timed = worker(_whoami, device="cpu")
+    pid, malloc = timed.result
+    assert pid != os.getpid() and malloc == "default" and timed.seconds >= 0

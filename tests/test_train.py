@@ -1,4 +1,8 @@
 import copy
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -166,3 +170,33 @@ def test_evaluate_and_predict_accept_a_device_name(images):
     model = tiny_ae()
     assert predict(model, images, device="cpu").shape == images.shape
     assert evaluate(model, (images,), recon, device="cpu") > 0
+
+
+FAULTS_PER_STEP = """
+import resource, sys, torch
+from aelab.models import ConvAutoencoder
+from aelab.train import fit
+from aelab.losses import reconstruction_objective
+faults = []
+def count(model, epoch, history):
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+X = (torch.rand(1024, 1, 28, 28) * 255).to(torch.uint8)
+fit(ConvAutoencoder(), (X,), reconstruction_objective, num_epochs=3, batch_size=256,
+    device="cpu", quiet=True, callback=count)
+print((faults[-1] - faults[0]) / (2 * 1024 // 256))  # epochs 2 and 3: warm
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux")
+                         and platform.libc_ver()[0] == "glibc"), reason="glibc only")
+def test_cpu_training_steps_do_not_page_fault():
+    """With glibc's defaults every step maps and faults in fresh pages for its
+    activations (thousands of faults a step); aelab's fit keeps them."""
+    def faults(malloc):
+        env = {**os.environ, "AELAB_MALLOC": malloc}
+        out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP], env=env, text=True,
+                             capture_output=True, check=True).stdout
+        return float(out.split()[-1])
+    tuned, default = faults("tuned"), faults("default")
+    assert tuned < 100, f"{tuned:.0f} page faults per step with the allocator tuned"
+    assert default > 10 * max(tuned, 10), (tuned, default)

@@ -1,0 +1,117 @@
+"""`aelab bench`: how fast aelab trains, next to the loop a tutorial would write.
+
+The naive loop (aelab/bench/naive.py) runs in a fresh worker process, as a
+tutorial's Python would; aelab's loop runs here. Each measurement runs once
+small (a warm-up), then `repeats` rounds with the variants taking turns, so a
+busy machine slows them alike. Cells give the median and, in brackets, the
+min-max over rounds. ratio = how many times faster aelab is, taken round by
+round (each round's aelab against the same round's naive): median (min-max).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from datetime import datetime
+from statistics import median
+
+import torch
+
+from aelab.bench import cases
+from aelab.bench.naive import Worker
+from aelab.data import load_dataset
+from aelab.utils import get_device, tune_cpu_allocator
+
+ROOFLINE_HEADER = (
+    "\n\nRoofline of the fastest configuration (FLOPs counted by FlopCounterMode on "
+    "one training step; bytes estimated from the activations kept for backward):\n\n"
+    "| configuration | images/s | FLOPs/image | TFLOP/s of bf16 matmul peak | "
+    "bytes/image | GB/s of copy bandwidth |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+
+
+def _cell(values, fmt):
+    return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def _times(x: float) -> str:
+    return f"{x:.1f}" if x >= 1 else f"{x:.2g}"  # never "0.0"
+
+
+def ratios(naive: list, ours: list, unit: str) -> list:
+    """Round-by-round speed-ups: aelab/naive for images/s, naive/aelab for s."""
+    return [o / n if unit == "images/s" else n / o for n, o in zip(naive, ours)]
+
+
+def table(rows) -> str:
+    lines = ["| measurement | unit | naive | aelab | ratio (x faster) | note |",
+             "| --- | --- | ---: | ---: | ---: | --- |"]
+    for label, unit, naive, ours, note in rows:
+        fmt = "{:,.0f}" if unit == "images/s" else "{:.2f}"
+        r = ratios(naive, ours, unit)
+        lines.append(f"| {label} | {unit} | {_cell(naive, fmt)} | {_cell(ours, fmt)} | "
+                     f"{_times(median(r))}x ({_times(min(r))}-{_times(max(r))}) | {note} |")
+    return "\n".join(lines)
+
+
+def _load() -> float:
+    """The 1-minute load average: above the core count, timings are shared."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def describe_machine(device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
+    allocator = ("glibc thresholds tuned" if device.type == "cpu" and tune_cpu_allocator()
+                 else "defaults")
+    return (f"- date: {datetime.now():%Y-%m-%d %H:%M}\n"
+            f"- CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
+            f"threads, load average {_load():.1f} at the start\n"
+            f"- torch {torch.__version__}, Python {platform.python_version()}\n"
+            f"- device: {device}; GPU: {gpu}; allocator for aelab's side: {allocator} "
+            "(the naive side runs in a fresh process with glibc's defaults)")
+
+
+def main(quick: bool = False, out=None, device=None, repeats: int = 5) -> str:
+    """Run every benchmark, print the table and, if `out`, append it there."""
+    device = torch.device(device) if device is not None else get_device()
+    repeats, t0 = (3 if quick else repeats), time.perf_counter()
+    machine = describe_machine(device)
+    train, test = (load_dataset("mnist", s, quiet=True) for s in ("train", "test"))
+    X, y, Xte, yte = train.X, train.y, test.X, test.y
+    sections = [("autoencoder images/s", lambda w: cases.autoencoder(
+                    X, device, w, quick, repeats)),
+                ("a many-model sweep", lambda w: cases.sweep(
+                    X, y, Xte, yte, device, w, quick, repeats)),
+                ("linear probes", lambda w: cases.probes(
+                    X, y, Xte, yte, device, w, quick, repeats))]
+    if device.type == "cuda":
+        sections.append(("large batches and many models on the GPU",
+                         lambda w: cases.gpu(X, device, w, quick, repeats)))
+    rows, extra = [], ""
+    with Worker() as worker:
+        for k, (what, run) in enumerate(sections, 1):
+            print(f"bench: {k}/4 {what} on {device}", flush=True)
+            result = run(worker)
+            if k == 4:  # the GPU section also returns its roofline line
+                result, line = result
+                extra = ROOFLINE_HEADER + line
+            print(table(result), flush=True)
+            rows += result
+    if device.type != "cuda":
+        print("bench: 4/4 skipped (no CUDA device)", flush=True)
+    text = (f"### aelab bench{' (quick)' if quick else ''}, {device}\n\n{machine}\n"
+            f"- {repeats} interleaved rounds; took {time.perf_counter() - t0:.0f} s; "
+            f"load average {_load():.1f} at the end (other work on the machine "
+            "slows the parallel kernels of the larger batches most)\n\n"
+            + table(rows) + extra + "\n")
+    print(text, flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(text + "\n")
+    return text

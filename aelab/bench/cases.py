@@ -1,0 +1,178 @@
+"""What `aelab bench` measures: each case returns table rows
+(label, unit, naive values, aelab values, note), one value per round."""
+from __future__ import annotations
+
+from statistics import median
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from aelab.bench import naive
+from aelab.bench.timing import best_time, interleave
+from aelab.losses import classification_objective as ce
+from aelab.losses import reconstruction_objective as recon
+from aelab.models import ConvAutoencoder
+from aelab.splits import make_splits
+from aelab.sweep import fit_many, train_probes
+from aelab.train import autocast, fit, predict
+
+
+def _tile(X, n):
+    return X.repeat(-(-n // len(X)), 1, 1, 1)[:n]
+
+
+def autoencoder(X, device, worker, quick, repeats):
+    """1. images/s training barletta2024's AE: naive (batch 16) vs fit (256, 64)."""
+    n_naive = 160 if quick else (4000 if device.type == "cuda" else 1000)
+    n_fit = 1000 if quick else (64_000 if device.type == "cuda" else 8192)
+    Xf, Xu = X[:n_naive].float() / 255, _tile(X, n_fit)
+
+    def run_naive(small):
+        return worker(naive.autoencoder, Xf[:64] if small else Xf, device, device=device)
+
+    def aelab(batch_size):
+        def run(small):
+            fit(ConvAutoencoder(), (Xu[:512] if small else Xu,), recon, num_epochs=1,
+                batch_size=batch_size, device=device, quiet=True)
+        return run
+
+    variants = {"naive": run_naive, "fit 256": aelab(256), "fit 64": aelab(64)}
+    sec, _ = interleave(variants, repeats, device)
+    rate = {"naive": [n_naive / s for s in sec["naive"]]}
+    rate.update({k: [n_fit / s for s in v] for k, v in sec.items() if k != "naive"})
+    return [(f"AE training, fit batch {b} (naive: DataLoader batch 16)", "images/s",
+             rate["naive"], rate[f"fit {b}"], "") for b in (256, 64)]
+
+
+def sweep(X, y, Xte, yte, device, worker, quick, repeats):
+    """2. M classifiers, each on its own labelled subset: a loop vs fit_many."""
+    M, n, epochs = (2, 64, 1) if quick else (16, 512, 3)
+    g = torch.Generator().manual_seed(0)
+    subsets = [torch.randperm(len(X), generator=g)[:n] for _ in range(M)]
+    datas = [(X[s], y[s]) for s in subsets]
+
+    def run_naive(small):
+        return worker(naive.sweep, datas[:2] if small else datas, Xte, yte, device,
+                      1 if small else epochs, device=device)
+
+    def aelab(small):
+        ms = naive.sweep_models(2 if small else M)
+        fit_many(ms, list(datas[:len(ms)]), ce,
+                 num_epochs=1 if small else epochs, batch_size=16, device=device,
+                 quiet=True)
+        return naive.mean_accuracy(ms, Xte, yte, device)
+
+    sec, acc = interleave({"naive": run_naive, "aelab": aelab}, repeats, device)
+    strategy = "vmap" if device.type == "cuda" else "sequential"
+    note = (f"{M} EncoderClassifiers x {n} images x {epochs} epochs; fit_many "
+            f"({strategy}), both batch 16; mean test accuracy naive "
+            f"{acc['naive']:.3f}, aelab {acc['aelab']:.3f}")
+    return [(f"{M}-model sweep", "s", sec["naive"], sec["aelab"], note)]
+
+
+def probes(X, y, Xte, yte, device, worker, quick, repeats):
+    """3. 30 softmax heads on frozen 196-d features: a loop vs train_probes."""
+    # The label budgets of lesson 01's classroom profile, nested per seed.
+    budgets = (10, 50) if quick else (20, 50, 100, 160, 200, 320, 500, 640, 800, 1000)
+    seeds, epochs, steps = ((0, 1), 3, 100) if quick else ((0, 1, 2), 20, 300)
+    ae = ConvAutoencoder()
+    fit(ae, (X,), recon, num_epochs=1 if quick else 3, batch_size=128, device=device,
+        quiet=True)
+    feats = predict(ae.encoder, X).flatten(1)  # N x 4x7x7 -> N x 196
+    feats_te = predict(ae.encoder, Xte).flatten(1)
+    subsets = [make_splits(y, seed=s).labeled(b) for s in seeds for b in budgets]
+
+    def run_naive(small):
+        return worker(naive.probes, feats, y, subsets[:3] if small else subsets,
+                      feats_te, yte, device, 1 if small else epochs, device=device)
+
+    def aelab(small):
+        heads = train_probes(feats, y, subsets[:3] if small else subsets,
+                             num_steps=steps, device=device)
+        pred = heads.predict(feats_te)
+        return (pred.cpu() == yte.expand(len(pred), -1)).float().mean().item()
+
+    sec, acc = interleave({"naive": run_naive, "aelab": aelab}, repeats, device)
+    note = (f"{len(subsets)} heads ({len(budgets)} budgets x {len(seeds)} seeds), "
+            f"naive {epochs} epochs batch 32, aelab {steps} full-batch steps; mean "
+            f"test accuracy naive {acc['naive']:.3f}, aelab {acc['aelab']:.3f}")
+    return [(f"{len(subsets)} linear probes", "s", sec["naive"], sec["aelab"], note)]
+
+
+def gpu(X, device, worker, quick, repeats):
+    """4. CUDA only: large batches, many vmapped models, and the roofline."""
+    n, naive_n, per_model = (2048, 160, 512) if quick else (131_072, 2000, 4000)
+    # (models, batch per model, cudnn.benchmark): the last is a diagnostic only
+    configs = [(4, 256, False)] if quick else [(64, 4096, False), (256, 1024, False),
+                                               (256, 256, False), (256, 1024, True)]
+    Xg, Xf = _tile(X, n).to(device), X[:naive_n].float() / 255
+
+    def run_naive(small):
+        return worker(naive.autoencoder, Xf[:64] if small else Xf, device, device=device)
+
+    def big_fit(batch_size):
+        def run(small):
+            fit(ConvAutoencoder(), (Xg[:batch_size] if small else Xg,), recon,
+                num_epochs=1, batch_size=batch_size, device=device, quiet=True)
+        return run
+
+    def many(m, batch_size, benchmark=False):
+        def run(small):
+            torch.manual_seed(0)
+            k = batch_size if small else per_model
+            torch.backends.cudnn.benchmark = benchmark  # aelab leaves it off
+            try:
+                fit_many([ConvAutoencoder() for _ in range(m)], [(Xg[:k],)] * m, recon,
+                         strategy="vmap", num_epochs=1 if small else 2,
+                         batch_size=batch_size, device=device, quiet=True)
+            finally:
+                torch.backends.cudnn.benchmark = False
+        return run
+
+    variants = {"naive": run_naive, "fit batch 4096": big_fit(4096),
+                "fit batch 16384": big_fit(16384)}
+    images = {"naive": naive_n, "fit batch 4096": n, "fit batch 16384": n}
+    for m, b, benchmark in configs:
+        name = f"fit_many {m} models x batch {b}" + ", cudnn.benchmark" * benchmark
+        variants[name], images[name] = many(m, b, benchmark), m * per_model * 2
+    sec, _ = interleave(variants, repeats, device)
+    rate = {k: [images[k] / s for s in v] for k, v in sec.items()}
+    rows = [(f"AE training on CUDA, {k}", "images/s", rate["naive"], v,
+             "aggregate over the models; " * k.startswith("fit_many")
+             + "naive: the same loop as above, same GPU")
+            for k, v in rate.items() if k != "naive"]
+    best = max((k for k in rate if k != "naive"), key=lambda k: median(rate[k]))
+    return rows, roofline(device, best, median(rate[best]))
+
+
+def roofline(device, label, images_per_s):
+    """Achieved TFLOP/s and GB/s of `label` against measured ceilings."""
+    model = ConvAutoencoder().to(device, memory_format=torch.channels_last)
+    Xb = torch.rand(256, 1, 28, 28, device=device)
+    saved = {}
+
+    def pack(t):  # every tensor autograd keeps for the backward pass
+        saved[(t.data_ptr(), t.dtype)] = t.numel() * t.element_size()
+        return t
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with autocast(device):
+            loss = recon(model, (Xb,))
+        loss.backward()
+    flops = counter.get_total_flops() / len(Xb)
+    # An estimate: each saved activation is written once, read once in backward,
+    # and its gradient written once; parameters and the uint8 input are negligible.
+    bytes_ = 3 * sum(saved.values()) / len(Xb)
+    k = 8192 if device.type == "cuda" else 1024  # random data: zeros run faster
+    a, b = (torch.randn(k, k, device=device, dtype=torch.bfloat16) for _ in "ab")
+    peak = 2 * k**3 * 10 / best_time(lambda: [a @ b for _ in range(10)], device)
+    src = torch.rand(2**28 if device.type == "cuda" else 2**24, device=device)
+    dst = torch.empty_like(src)
+    bandwidth = 2 * src.nbytes * 10 / best_time(
+        lambda: [dst.copy_(src) for _ in range(10)], device)
+    tflops, gbs = flops * images_per_s / 1e12, bytes_ * images_per_s / 1e9
+    return (f"| {label} | {images_per_s:,.0f} | {flops / 1e6:.2f} MFLOP | "
+            f"{tflops:.2f} of {peak / 1e12:.0f} ({100 * tflops * 1e12 / peak:.2f}%) | "
+            f"{bytes_ / 1e3:.1f} kB | {gbs:,.0f} of {bandwidth / 1e9:,.0f} "
+            f"({100 * gbs * 1e9 / bandwidth:.1f}%) |")
