@@ -181,22 +181,33 @@ faults = []
 def count(model, epoch, history):
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 X = (torch.rand(1024, 1, 28, 28) * 255).to(torch.uint8)
-fit(ConvAutoencoder(), (X,), reconstruction_objective, num_epochs=3, batch_size=256,
+fit(ConvAutoencoder(), (X,), reconstruction_objective, num_epochs=6, batch_size=256,
     device="cpu", quiet=True, callback=count)
-print((faults[-1] - faults[0]) / (2 * 1024 // 256))  # epochs 2 and 3: warm
+print((faults[-1] - faults[1]) / (4 * 1024 // 256))  # epochs 3 to 6: warm
 """
 
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux")
                          and platform.libc_ver()[0] == "glibc"), reason="glibc only")
 def test_cpu_training_steps_do_not_page_fault():
-    """With glibc's defaults every step maps and faults in fresh pages for its
-    activations (thousands of faults a step); aelab's fit keeps them."""
-    def faults(malloc):
+    """With glibc's defaults a step of this AE usually maps and faults in fresh
+    pages for its activations (measured 1,700-9,300 faults a step in 7 of 8
+    fresh processes; glibc's adaptive threshold sometimes avoids it), which cost
+    a third of the CPU step time. aelab's fit keeps the buffers."""
+    env = {**os.environ, "AELAB_MALLOC": "tuned"}
+    out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP], env=env, text=True,
+                         capture_output=True, check=True).stdout
+    tuned = float(out.split()[-1])
+    # Measured tuned: 0 in most processes, up to 200 (a rare heap growth).
+    assert tuned < 1000, f"{tuned:.0f} page faults per step with the allocator tuned"
+
+
+def test_the_allocator_tuning_can_be_switched_off():
+    code = "import aelab.utils as u; print(u.tune_cpu_allocator())"
+    def tuned(malloc):
         env = {**os.environ, "AELAB_MALLOC": malloc}
-        out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP], env=env, text=True,
-                             capture_output=True, check=True).stdout
-        return float(out.split()[-1])
-    tuned, default = faults("tuned"), faults("default")
-    assert tuned < 100, f"{tuned:.0f} page faults per step with the allocator tuned"
-    assert default > 10 * max(tuned, 10), (tuned, default)
+        return subprocess.run([sys.executable, "-c", code], env=env, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert tuned("default") == "False"
+    assert tuned("tuned") == str(glibc)
