@@ -1,8 +1,12 @@
 """`aelab bench --quick` runs and writes a sane table. No speed assertions here:
 speed goals live in the benchmark and benchmarks/RESULTS.md, not in tests."""
+import importlib.util
 import math
 import os
 import re
+from pathlib import Path
+
+import torch
 
 from aelab.bench import main, table
 from aelab.bench.naive import Worker
@@ -26,7 +30,8 @@ def test_quick_bench_writes_a_table_with_positive_finite_ratios(tmp_path):
     ratio = next(i for i, c in enumerate(header) if "ratio" in c)
     assert len(rows) >= 4  # AE (two batch sizes), the sweep, the probes
     for row in rows:  # "3.5x (3.1-3.9)": the median, then the min-max over rounds
-        mid, lo, hi = map(float, re.fullmatch(r"(\S+)x \((\S+)-(\S+)\)", row[ratio]).groups())
+        cell = re.fullmatch(r"(\S+)x \((\S+)-(\S+)\)", row[ratio])
+        mid, lo, hi = map(float, cell.groups())
         assert all(math.isfinite(v) and v > 0 for v in (mid, lo, hi)), row
         assert lo <= mid <= hi, row
 
@@ -47,3 +52,13 @@ def test_the_naive_loop_runs_in_a_fresh_process_with_default_malloc():
         timed = worker(_whoami, device="cpu")
     pid, malloc = timed.result
     assert pid != os.getpid() and malloc == "default" and timed.seconds >= 0
+
+
+def test_the_gpu_candidates_train_the_same_models_as_separate_training():
+    """benchmarks/gpu_candidates.py's grouped network must be M independent AEs,
+    or its images/s would be measuring something else."""
+    path = Path(__file__).parents[1] / "benchmarks" / "gpu_candidates.py"
+    spec = importlib.util.spec_from_file_location("gpu_candidates", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.check(torch.device("cpu"))  # raises if grouped != separate

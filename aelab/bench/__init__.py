@@ -26,11 +26,13 @@ ROOFLINE_HEADER = (
     "\n\nRoofline of the fastest configuration (FLOPs counted by FlopCounterMode on "
     "one training step; bytes estimated from the activations kept for backward):\n\n"
     "| configuration | images/s | FLOPs/image | TFLOP/s of bf16 matmul peak | "
-    "bytes/image | GB/s of copy bandwidth |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+    "bytes/image | GB/s of copy bandwidth |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: |\n")
 
 
 def _cell(values, fmt):
-    return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    lo, mid, hi = (fmt.format(f(values)) for f in (min, median, max))
+    return f"{mid} ({lo}-{hi})"
 
 
 def _times(x: float) -> str:
@@ -48,8 +50,9 @@ def table(rows) -> str:
     for label, unit, naive, ours, note in rows:
         fmt = "{:,.0f}" if unit == "images/s" else "{:.2f}"
         r = ratios(naive, ours, unit)
+        spread = f"{_times(median(r))}x ({_times(min(r))}-{_times(max(r))})"
         lines.append(f"| {label} | {unit} | {_cell(naive, fmt)} | {_cell(ours, fmt)} | "
-                     f"{_times(median(r))}x ({_times(min(r))}-{_times(max(r))}) | {note} |")
+                     f"{spread} | {note} |")
     return "\n".join(lines)
 
 
