@@ -3,7 +3,9 @@
 #
 #   bash benchmarks/run_gpu.sh [OUT_DIR]      (default: $OUT, else out/gpu)
 #
-# Writes OUT_DIR/pytest.txt, bench.log and gpu.md (the table, for RESULTS.md).
+# Writes OUT_DIR/pytest.txt, bench.log, gpu.md (the table, for RESULTS.md) and
+# candidates.md (the many-model candidates of gpu_candidates.py). Fits in one
+# 10-minute device call: about 15 s of tests, 130 s of bench, 2-3 min of candidates.
 # Nothing is installed: aelab runs from this checkout (PYTHONPATH), and its
 # dependencies (torch, torchvision, numpy, scipy, matplotlib, scikit-image,
 # tqdm, pytest) are expected in the machine's Python, as on the lent H100 and
@@ -23,12 +25,15 @@ torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_availab
 else '')"
 
 # -o addopts= : the project's pytest options name nbval, which the machine may lack.
-timeout 150 "$py" -m pytest -o addopts= -p no:cacheprovider -q -s -rs \
+timeout 120 "$py" -m pytest -o addopts= -p no:cacheprovider -q -s -rs \
     tests/test_gpu.py tests/test_train.py 2>&1 | tee "$out/pytest.txt"
 tests=${PIPESTATUS[0]}
 
-timeout 360 "$py" -c "from aelab.bench import main; main(out='$out/gpu.md')" 2>&1 \
+timeout 300 "$py" -c "from aelab.bench import main; main(out='$out/gpu.md')" 2>&1 \
     | tee "$out/bench.log"
 bench=${PIPESTATUS[0]}
-echo "run_gpu: pytest exit $tests, bench exit $bench"
-exit $(( tests || bench ))
+
+timeout 150 "$py" benchmarks/gpu_candidates.py 2>&1 | tee "$out/candidates.md"
+candidates=${PIPESTATUS[0]}
+echo "run_gpu: pytest exit $tests, bench exit $bench, candidates exit $candidates"
+exit $(( tests || bench || candidates ))
