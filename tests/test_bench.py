@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 from aelab.bench import main, table
@@ -62,3 +63,11 @@ def test_the_gpu_candidates_train_the_same_models_as_separate_training():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.check(torch.device("cpu"))  # raises if grouped != separate
+
+
+def test_a_dead_worker_is_one_clear_error():
+    with Worker() as worker:
+        worker.proc.kill()
+        worker.proc.join()
+        with pytest.raises(RuntimeError, match="worker process died"):
+            worker(_whoami, device="cpu")

@@ -124,8 +124,13 @@ class Worker:
         return self
 
     def __call__(self, fn, *args, device) -> Timed:
-        self.conn.send((fn, args, str(device)))
-        status, seconds, result = self.conn.recv()
+        try:
+            self.conn.send((fn, args, str(device)))
+            status, seconds, result = self.conn.recv()
+        except (EOFError, OSError):  # killed, out of memory, ...
+            self.proc.join(timeout=5)
+            raise RuntimeError(f"the bench worker process died (exit code "
+                               f"{self.proc.exitcode}); run `aelab bench` again") from None
         if status != "ok":
             raise RuntimeError(f"the naive loop failed in the bench worker: {result}")
         return Timed(seconds, result)
