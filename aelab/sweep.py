@@ -5,7 +5,8 @@ the device, measured rather than assumed:
 - "sequential": one `fit` after another. Fastest on a CPU, where a tiny model
   already fills both cores.
 - "vmap" (CUDA, batch_size < 1024): models of identical structure whose data
-  have equal length are stacked (torch.func.stack_module_state) and trained as ONE vmapped model, so
+  have equal length are stacked (torch.func.stack_module_state) and trained as
+  ONE vmapped model, so
   a GPU runs them in one kernel per layer. Adam works element-wise, so one
   Adam over stacked parameters is exactly M independent Adams; gradient
   clipping is done per model. Each model sees the same batch order as in the
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from aelab.splits import to_float
 from aelab.train import History, autocast, fit, make_optimizer
-from aelab.utils import get_device, tune_cpu_allocator
+from aelab.utils import training_device
 
 
 VMAP_MAX_BATCH = 1024
@@ -65,7 +66,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     if len(models) != len(datas):
         raise ValueError(f"fit_many needs one dataset per model: got {len(models)} "
                          f"models and {len(datas)} datasets")
-    device = torch.device(device) if device is not None else get_device()
+    device = training_device(device)
     seeds = list(seeds) if seeds is not None else list(range(len(models)))
     if strategy == "auto":
         # Measured on an H100 with the barletta AE: 64 models at batch 64, vmap
@@ -189,9 +190,7 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
     labels are used) and divided by one global std (scale="global": keeps the
     features' geometry, like a head on raw features) or each feature's own
     (scale="feature": whitens, which inflates near-constant directions)."""
-    device = torch.device(device) if device is not None else get_device()
-    if device.type == "cpu":
-        tune_cpu_allocator()
+    device = training_device(device)
     F, y = F.float().to(device), y.to(device)
     C = num_classes or int(y.max()) + 1
     if scale not in ("global", "feature"):

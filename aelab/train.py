@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aelab.splits import Loader, to_float
-from aelab.utils import get_device, tune_cpu_allocator
+from aelab.utils import get_device, training_device
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -145,9 +145,7 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
     if num_epochs < 0 or lr <= 0 or batch_size < 1:
         raise ValueError(f"need num_epochs >= 0, lr > 0 and batch_size >= 1; got "
                          f"{num_epochs}, {lr}, {batch_size}")
-    device = torch.device(device) if device is not None else get_device()
-    if device.type == "cpu":
-        tune_cpu_allocator()
+    device = training_device(device)
     torch.manual_seed(seed)
     loader = as_loader(data, batch_size=batch_size, shuffle=True, device=device, seed=seed)
     model.to(device, memory_format=torch.channels_last)

@@ -81,6 +81,15 @@ def tune_cpu_allocator() -> bool:
     return _allocator_tuned
 
 
+def training_device(device=None) -> torch.device:
+    """The device to train on: `device` if given, else get_device(). On a CPU
+    this also keeps glibc from page-faulting every step (tune_cpu_allocator)."""
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cpu":
+        tune_cpu_allocator()
+    return device
+
+
 def get_profile(profile: str | None = None) -> str:
     """The run profile: argument, else AELAB_PROFILE, else 'classroom'."""
     profile = profile or os.environ.get("AELAB_PROFILE", "classroom")

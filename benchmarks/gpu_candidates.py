@@ -16,14 +16,16 @@ Written while no GPU was lent (so not yet measured); --check runs anywhere.
 from __future__ import annotations
 
 import argparse
-import time
 from contextlib import contextmanager
+from statistics import median
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aelab import models as aelab_models
+from aelab.bench.cases import tile
+from aelab.bench.timing import interleave
 from aelab.data import load_dataset
 from aelab.losses import reconstruction_objective
 from aelab.models import ConvAutoencoder
@@ -89,10 +91,9 @@ def train_grouped(model, X, perms, batch_size, device, step_fn=None):
 def expand_upsample(x, size=None, scale_factor=None, mode="nearest", **_):
     """Nearest x2 upsampling as a broadcast: its backward is a plain sum."""
     B, C, H, W = x.shape
-    up = x[:, :, :, None, :, None].expand(B, C, H, 2, W, 2).reshape(B, C, 2 * H, 2 * W)
     if size is not None and tuple(size) != (2 * H, 2 * W):
         return F.interpolate(x, size=size, mode=mode)
-    return up
+    return x[:, :, :, None, :, None].expand(B, C, H, 2, W, 2).reshape(B, C, 2 * H, 2 * W)
 
 
 @contextmanager
@@ -131,8 +132,7 @@ def check(device) -> None:
 
 
 def measure(device, M, batch, per_model, repeats=3) -> None:
-    X = load_dataset("mnist", "train", quiet=True).X
-    X = X.repeat(-(-per_model // len(X)), 1, 1, 1)[:per_model].to(device)
+    X = tile(load_dataset("mnist", "train", quiet=True).X, per_model).to(device)
 
     def vmap_fit():
         torch.manual_seed(0)
@@ -145,12 +145,15 @@ def measure(device, M, batch, per_model, repeats=3) -> None:
             vmap_fit()
 
     def grouped(compiled=False):
+        # One network and one compiled loss per variant, so every timed call is a
+        # plain epoch (a new network each call would make torch.compile recompile).
+        torch.manual_seed(0)
+        model = GroupedAE([ConvAutoencoder() for _ in range(M)])
+        model.to(device, memory_format=torch.channels_last)
+        step = torch.compile(grouped_loss) if compiled else None
+
         def run():
-            torch.manual_seed(0)
-            model = GroupedAE([ConvAutoencoder() for _ in range(M)])
-            model.to(device, memory_format=torch.channels_last)
             perms = torch.stack([torch.randperm(per_model) for _ in range(M)]).to(device)
-            step = torch.compile(grouped_loss) if compiled else None
             train_grouped(model, X, perms, batch, device, step)
         return run
 
@@ -161,16 +164,9 @@ def measure(device, M, batch, per_model, repeats=3) -> None:
     print(f"| {M} models x batch {batch}, {per_model} images each | images/s "
           "(median of 3, aggregate) |\n| --- | ---: |")
     for name, fn in variants.items():
-        try:
-            fn()  # warm-up (and compilation)
-            times = []
-            for _ in range(repeats):
-                torch.cuda.synchronize(device) if device.type == "cuda" else None
-                start = time.perf_counter()
-                fn()
-                torch.cuda.synchronize(device) if device.type == "cuda" else None
-                times.append(time.perf_counter() - start)
-            rate = M * per_model / sorted(times)[len(times) // 2]
+        try:  # a warm-up call (and compilation), then `repeats` timed ones
+            seconds, _ = interleave({name: lambda small, fn=fn: fn()}, repeats, device)
+            rate = M * per_model / median(seconds[name])
             print(f"| {name} | {rate:,.0f} |", flush=True)
         except Exception as err:  # noqa: BLE001 - one candidate failing is a result too
             print(f"| {name} | failed: {type(err).__name__}: {str(err)[:80]} |",

@@ -20,7 +20,7 @@ import torch
 from aelab.bench import cases
 from aelab.bench.naive import Worker
 from aelab.data import load_dataset
-from aelab.utils import get_device, tune_cpu_allocator
+from aelab.utils import training_device, tune_cpu_allocator
 
 ROOFLINE_HEADER = (
     "\n\nRoofline of the fastest configuration (FLOPs counted by FlopCounterMode on "
@@ -82,7 +82,7 @@ def describe_machine(device) -> str:
 
 def main(quick: bool = False, out=None, device=None, repeats: int = 5) -> str:
     """Run every benchmark, print the table and, if `out`, append it there."""
-    device = torch.device(device) if device is not None else get_device()
+    device = training_device(device)  # aelab's side as fit() would run it
     repeats, t0 = (3 if quick else repeats), time.perf_counter()
     machine = describe_machine(device)
     train, test = (load_dataset("mnist", s, quiet=True) for s in ("train", "test"))

@@ -17,18 +17,23 @@ from aelab.sweep import fit_many, train_probes
 from aelab.train import autocast, fit, predict
 
 
-def _tile(X, n):
+def tile(X, n):
+    """The first n images of X repeated as often as needed."""
     return X.repeat(-(-n // len(X)), 1, 1, 1)[:n]
+
+
+def naive_autoencoder(Xf, device, worker):
+    """The naive AE loop on float images Xf, run (and timed) in the worker."""
+    def run(small):
+        return worker(naive.autoencoder, Xf[:64] if small else Xf, device, device=device)
+    return run
 
 
 def autoencoder(X, device, worker, quick, repeats):
     """1. images/s training barletta2024's AE: naive (batch 16) vs fit (256, 64)."""
     n_naive = 160 if quick else (4000 if device.type == "cuda" else 1000)
     n_fit = 1000 if quick else (64_000 if device.type == "cuda" else 8192)
-    Xf, Xu = X[:n_naive].float() / 255, _tile(X, n_fit)
-
-    def run_naive(small):
-        return worker(naive.autoencoder, Xf[:64] if small else Xf, device, device=device)
+    Xu = tile(X, n_fit)
 
     def aelab(batch_size):
         def run(small):
@@ -36,7 +41,8 @@ def autoencoder(X, device, worker, quick, repeats):
                 batch_size=batch_size, device=device, quiet=True)
         return run
 
-    variants = {"naive": run_naive, "fit 256": aelab(256), "fit 64": aelab(64)}
+    variants = {"naive": naive_autoencoder(X[:n_naive].float() / 255, device, worker),
+                "fit 256": aelab(256), "fit 64": aelab(64)}
     sec, _ = interleave(variants, repeats, device)
     rate = {"naive": [n_naive / s for s in sec["naive"]]}
     rate.update({k: [n_fit / s for s in v] for k, v in sec.items() if k != "naive"})
@@ -105,10 +111,7 @@ def gpu(X, device, worker, quick, repeats):
     # (models, batch per model, cudnn.benchmark): the last is a diagnostic only
     configs = [(4, 256, False)] if quick else [(64, 4096, False), (256, 1024, False),
                                                (256, 256, False), (256, 1024, True)]
-    Xg, Xf = _tile(X, n).to(device), X[:naive_n].float() / 255
-
-    def run_naive(small):
-        return worker(naive.autoencoder, Xf[:64] if small else Xf, device, device=device)
+    Xg = tile(X, n).to(device)
 
     def big_fit(batch_size):
         def run(small):
@@ -129,7 +132,8 @@ def gpu(X, device, worker, quick, repeats):
                 torch.backends.cudnn.benchmark = False
         return run
 
-    variants = {"naive": run_naive, "fit batch 4096": big_fit(4096),
+    variants = {"naive": naive_autoencoder(X[:naive_n].float() / 255, device, worker),
+                "fit batch 4096": big_fit(4096),
                 "fit batch 16384": big_fit(16384)}
     images = {"naive": naive_n, "fit batch 4096": n, "fit batch 16384": n}
     for m, b, benchmark in configs:

@@ -12,12 +12,12 @@ import multiprocessing
 import os
 import statistics
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from aelab.bench.timing import Timed, sync
 from aelab.losses import classification_objective, reconstruction_objective
 from aelab.models import ConvAutoencoder, EncoderClassifier
 
@@ -75,30 +75,19 @@ def probes(feats, y, subsets, feats_te, yte, device, num_epochs) -> float:
                                for h in heads)
 
 
-@dataclass
-class Timed:
-    """A result timed where it ran (in the worker), not around the pipe."""
-    seconds: float
-    result: object
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _serve(conn) -> None:
     """The worker's loop: (fn, args, device) in, ('ok', seconds, result) out."""
+    os.environ["AELAB_MALLOC"] = "default"  # in case anything here calls fit()
     while True:
         message = conn.recv()
         if message is None:
             return
         fn, args, device = message
         try:
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             result = fn(*args)
-            _sync(device)
+            sync(device)
             conn.send(("ok", time.perf_counter() - start, result))
         except Exception as err:  # noqa: BLE001 - reported to the parent as one line
             conn.send(("error", 0.0, f"{type(err).__name__}: {err}"))
@@ -110,16 +99,8 @@ class Worker:
     def __enter__(self):
         ctx = multiprocessing.get_context("spawn")  # a clean interpreter; CUDA-safe
         self.conn, child = ctx.Pipe()
-        saved = os.environ.get("AELAB_MALLOC")
-        os.environ["AELAB_MALLOC"] = "default"  # in case anything there calls fit()
-        try:
-            self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-            self.proc.start()
-        finally:
-            if saved is None:
-                os.environ.pop("AELAB_MALLOC")
-            else:
-                os.environ["AELAB_MALLOC"] = saved
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.proc.start()
         child.close()
         return self
 

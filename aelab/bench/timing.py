@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 
-from aelab.bench.naive import Timed
+
+@dataclass
+class Timed:
+    """A result timed where it ran (in the naive worker), not around the pipe."""
+    seconds: float
+    result: object
 
 
 def sync(device) -> None:
-    if device.type == "cuda":
+    """Wait for the GPU's queued work; `device` may be a name."""
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
 
