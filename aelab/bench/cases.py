@@ -11,6 +11,7 @@ from aelab.bench import naive
 from aelab.bench.timing import best_time, interleave
 from aelab.losses import classification_objective as ce
 from aelab.losses import reconstruction_objective as recon
+from aelab.metrics import accuracy
 from aelab.models import ConvAutoencoder
 from aelab.splits import make_splits
 from aelab.sweep import fit_many, train_probes
@@ -95,8 +96,8 @@ def probes(X, y, Xte, yte, device, worker, quick, repeats):
     def aelab(small):
         heads = train_probes(feats, y, subsets[:3] if small else subsets,
                              num_steps=steps, device=device)
-        pred = heads.predict(feats_te)
-        return (pred.cpu() == yte.expand(len(pred), -1)).float().mean().item()
+        pred = heads.predict(feats_te)  # heads x test images; one pooled accuracy
+        return accuracy(pred.flatten(), yte.expand(len(pred), -1).flatten())
 
     sec, acc = interleave({"naive": run_naive, "aelab": aelab}, repeats, device)
     note = (f"{len(subsets)} heads ({len(budgets)} budgets x {len(seeds)} seeds), "

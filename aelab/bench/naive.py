@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from aelab.bench.timing import Timed, sync
 from aelab.losses import classification_objective, reconstruction_objective
+from aelab.metrics import accuracy
 from aelab.models import ConvAutoencoder, EncoderClassifier
 
 
@@ -48,9 +49,8 @@ def sweep_models(m: int) -> list:
 @torch.no_grad()
 def mean_accuracy(models, X, y, device) -> float:
     """Mean test accuracy of `models` on uint8 images X."""
-    X, y = X.to(device).float() / 255, y.to(device)
-    return statistics.mean((m.to(device).eval()(X).argmax(1) == y).float().mean().item()
-                           for m in models)
+    X = X.to(device).float() / 255
+    return statistics.mean(accuracy(m.to(device).eval()(X), y) for m in models)
 
 
 def autoencoder(Xf, device) -> None:
@@ -70,9 +70,8 @@ def probes(feats, y, subsets, feats_te, yte, device, num_epochs) -> float:
                          classification_objective, device, batch_size=32,
                          num_epochs=num_epochs) for s in subsets]
     with torch.no_grad():
-        F_te, y_te = feats_te.to(device), yte.to(device)
-        return statistics.mean((h(F_te).argmax(1) == y_te).float().mean().item()
-                               for h in heads)
+        F_te = feats_te.to(device)
+        return statistics.mean(accuracy(h(F_te), yte) for h in heads)
 
 
 def _serve(conn) -> None:
