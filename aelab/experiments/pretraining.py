@@ -83,6 +83,7 @@ class Study:
     rows: list = field(default_factory=list)  # one dict per (method, size, seed)
     confusion: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    X_test: torch.Tensor | None = None  # MNIST test images (uint8) and labels
     y_test: torch.Tensor | None = None
 
     def accuracy(self, method: str) -> tuple[list, torch.Tensor]:
@@ -289,5 +290,5 @@ def run(profile: str | None = None, *, quiet: bool = False) -> Study:
     for n, by_arm in preds.items():
         for arm, p in by_arm.items():
             study.confusion.setdefault(arm, {})[n] = p
-    study.y_test = test.y
+    study.X_test, study.y_test = test.X, test.y
     return study

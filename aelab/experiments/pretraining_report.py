@@ -116,6 +116,9 @@ def confusion_figure(study: Study, method: str = SPARSE, near: int = 480):
 
 
 def figures(study: Study, test_X: torch.Tensor | None = None) -> dict:
+    """The study's figures; reconstructions are shown under `test_X` (default:
+    the study's own MNIST test images)."""
+    test_X = study.X_test if test_X is None else test_X
     curves = {k: study.accuracy(k) for k in study.methods}
     figs = {"budget": plot.budget_curves(curves)}
     figs["pretraining"] = plot.loss_curves(
@@ -182,11 +185,8 @@ def write(study: Study, out: str | Path, test_X=None) -> Path:
 def main(profile: str | None = None, out: str = "out", verify: bool = False) -> Study:
     """`aelab run pretraining`: the whole study, its files, and the verdict."""
     matplotlib.use("Agg")
-    from aelab.data import load_dataset
-
     study = run(profile)
-    source = study.settings["source"]
-    path = write(study, out, load_dataset("mnist", "test", source=source, quiet=True).X)
+    path = write(study, out)
     print("\nDid every model train?\n  " + "\n  ".join(health(study)))
     print(f"\nMean test accuracy over the label budgets ({study.profile} profile):")
     print(format_summary(study))
