@@ -4,17 +4,21 @@ Public API (re-exports only; see each module for the details):
     load_dataset, make_splits, Loader      datasets, splits, batches  (data, splits)
     models, losses, metrics, corrupt       the papers' pieces
     fit, evaluate, predict, History        the generic training loop  (train)
-    fit_many, train_probes                 many small models at once  (sweep)
+    fit_many                               many small models at once  (sweep)
+    frozen_features, train_probes          heads on frozen features   (probes)
+    study, exercises                       results and claims tables; exercise checks
     get_device, get_profile, seed_everything, cached                  (utils)
 """
-from aelab import corrupt, data, losses, metrics, models, plot
+from aelab import corrupt, data, exercises, losses, metrics, models, plot, study
 from aelab.data import load_dataset
 from aelab.splits import Loader, make_splits
-from aelab.sweep import fit_many, train_probes
+from aelab.probes import frozen_features, train_probes
+from aelab.sweep import fit_many
 from aelab.train import History, evaluate, fit, predict
 from aelab.utils import cached, get_device, get_profile, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["corrupt", "data", "losses", "metrics", "models", "plot", "load_dataset",
-           "Loader", "make_splits", "fit_many", "train_probes", "History", "evaluate",
+__all__ = ["corrupt", "data", "exercises", "losses", "metrics", "models", "plot",
+           "study", "load_dataset", "Loader", "make_splits", "fit_many",
+           "frozen_features", "train_probes", "History", "evaluate",
            "fit", "predict", "cached", "get_device", "get_profile", "seed_everything"]

@@ -1,4 +1,4 @@
-"""The `aelab` command: lab, run, data, bench."""
+"""The `aelab` command: lab, run, student, data, bench."""
 from __future__ import annotations
 
 import argparse
@@ -7,15 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXPERIMENTS = {"pretraining": "aelab.experiments.pretraining_report"}
+from aelab import runner
 
 
 def lessons_dir() -> Path:
-    path = Path(__file__).resolve().parent.parent / "lessons"
-    if not path.is_dir():
-        sys.exit("aelab: lessons/ not found beside the package: clone the repository and "
-                 "`pip install -e .` in it, then run `aelab lab` again")
-    return path
+    try:
+        return runner.lessons_dir()
+    except runner.LessonError as err:
+        sys.exit(f"aelab: {err}, then run `aelab lab` again")
 
 
 def cmd_lab(args, extra) -> int:
@@ -29,10 +28,25 @@ def cmd_lab(args, extra) -> int:
 
 
 def cmd_run(args, extra) -> int:
-    import importlib
+    if args.list or not args.lesson:
+        print("Lessons (aelab run NAME):")
+        for name, path in runner.available().items():
+            print(f"  {name:<14} lessons/{path.name}")
+        return 0 if args.list else 2
+    try:
+        runner.run(args.lesson, profile=args.profile, out=args.out)
+    except runner.LessonError as err:
+        print(f"aelab run: {err}", file=sys.stderr)
+        return 1
+    if args.verify and not runner.print_claims(args.out):
+        print("aelab run: this lesson saved no claims table", file=sys.stderr)
+        return 1
+    return 0
 
-    module = importlib.import_module(EXPERIMENTS[args.experiment])
-    module.main(profile=args.profile, out=args.out, verify=args.verify)
+
+def cmd_student(args, extra) -> int:
+    written = runner.student_copies(args.src, args.dest)
+    print(f"aelab: {len(written)} student files (solutions removed) in {args.dest}/")
     return 0
 
 
@@ -74,14 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
                      default=os.environ.get("AELAB_PROFILE", "classroom"))
     lab.set_defaults(func=cmd_lab)
 
-    run = sub.add_parser("run", help="run a lesson's experiment headless")
-    run.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    run = sub.add_parser("run", help="run a lesson's text headless (its experiment)")
+    run.add_argument("lesson", nargs="?",
+                     help="a lesson's name (see --list) or a path to its .py")
+    run.add_argument("--list", action="store_true", help="list the lessons")
     run.add_argument("--profile", choices=profiles,
                      default=os.environ.get("AELAB_PROFILE", "classroom"))
     run.add_argument("--verify", action="store_true",
                      help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
-    run.add_argument("--out", default="out", help="folder for figures and results")
+    run.add_argument("--out", default="out",
+                     help="folder for the executed notebook, figures and tables")
     run.set_defaults(func=cmd_run)
+
+    student = sub.add_parser("student", help="student copies: solution cells removed")
+    student.add_argument("src", help="lessons/ or one lesson's .py")
+    student.add_argument("dest", help="folder for the student .py and .ipynb")
+    student.set_defaults(func=cmd_student)
 
     data = sub.add_parser("data", help="which datasets are available offline, from where")
     data.add_argument("action", nargs="?", choices=("list", "build-embedded"), default="list")
@@ -101,7 +123,7 @@ def main(argv=None) -> int:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra) or 0
-    except (ValueError, FileNotFoundError) as err:  # our one-line messages
+    except (ValueError, FileNotFoundError, runner.LessonError) as err:  # one line
         print(f"aelab: {err}", file=sys.stderr)
         return 2
 

@@ -102,24 +102,30 @@ class ConvAutoencoder(nn.Module):
         self.decoder = nn.Sequential(*decoder)
         init_weights(self, init)
 
-    def _encode(self, X: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """z, and the H x W seen before each downsampling (for the decoder)."""
-        sizes, h = [], X
+    def _sizes(self, size) -> list:
+        """H x W seen before each downsampling layer, for an input of `size`."""
+        sizes, (h, w) = [], tuple(int(v) for v in size)
         for layer in self.encoder:
             if _is_down(layer):
-                if min(h.shape[-2:]) < 2 and not isinstance(layer, nn.Conv2d):
-                    raise ValueError(f"{tuple(X.shape[-2:])} input is too small "
-                                     f"for {len(self.encoder)} encoder layers")
-                sizes.append(h.shape[-2:])
-            h = layer(h)
-        return h, sizes
+                if min(h, w) < 2 and not isinstance(layer, nn.Conv2d):
+                    raise ValueError(f"{tuple(size)} input is too small for "
+                                     f"{len(self.encoder)} encoder layers: use fewer "
+                                     "widths or larger images")
+                sizes.append((h, w))
+                # a stride-2 conv rounds up (padding k//2), pooling rounds down
+                h, w = ((h + 1) // 2, (w + 1) // 2) if isinstance(layer, nn.Conv2d) \
+                    else (h // 2, w // 2)
+        return sizes
 
     def encode(self, X: torch.Tensor) -> torch.Tensor:
-        return self._encode(X)[0]
+        """The code z (C x h x w) of images X (N x C x H x W)."""
+        self._sizes(X.shape[-2:])  # a clear error for images too small
+        return self.encoder(X)
 
-    def decode(self, z: torch.Tensor, sizes=None) -> torch.Tensor:
-        """Decode z; with `sizes` from the encoder every upsample is exact."""
-        sizes, h = list(sizes or []), z
+    def decode(self, z: torch.Tensor, size=(28, 28)) -> torch.Tensor:
+        """Images of H x W = `size` from codes z: pass X.shape[-2:] so that every
+        upsampling lands on the size the encoder saw (28 -> 14 -> 7 -> 3 -> 7)."""
+        sizes, h = self._sizes(size), z
         for layer in self.decoder:
             if isinstance(layer, nn.Upsample) and sizes:  # back to the encoder's H x W
                 h = F.interpolate(h, size=sizes.pop(), mode=layer.mode,
@@ -129,8 +135,7 @@ class ConvAutoencoder(nn.Module):
         return h
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        z, sizes = self._encode(X)
-        return self.decode(z, sizes)
+        return self.decode(self.encode(X), X.shape[-2:])
 
 
 def alberti_configs() -> list[dict]:

@@ -101,3 +101,51 @@ def confusion(matrix, *, classes=None, ax=None, title: str = "Confusion matrix")
     ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def history_panels(histories: dict, panels: dict, *, logy=(), figsize=None):
+    """One panel per entry of `panels` ({title: key}), one line per run of
+    `histories` ({label: History}), against the epoch. A key is "train_loss",
+    "test_loss" or the name of a metric the run recorded; titles in `logy` get
+    a log scale."""
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=figsize or (4 * len(panels), 3.2))
+    for ax, (title, key) in zip(axes[0], panels.items()):
+        for i, (label, h) in enumerate(histories.items()):
+            values = getattr(h, key) if key in ("train_loss", "test_loss") \
+                else h.metrics.get(key, [])
+            ax.plot(np.arange(1, len(values) + 1), values, color=f"C{i}", label=label)
+        ax.set_title(title), ax.set_xlabel("epoch")
+        if title in logy:
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def correlation_scatter(x, y, *, labels=None, highlight=None, marked=(), ax=None,
+                        xlabel: str = "", ylabel: str = "", title: str = ""):
+    """One point per item (x[i], y[i]); `highlight` (an index) drawn large and
+    red, indices in `marked` drawn as crosses (e.g. stalled models)."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(4.2, 3.4))
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    plain = [i for i in range(len(x)) if i not in set(marked)]
+    ax.scatter(x[plain], y[plain], s=22, color="C0", label="models")
+    if marked:
+        m = list(marked)
+        ax.scatter(x[m], y[m], s=40, marker="x", color="C3", label="stalled")
+    if highlight is not None:
+        ax.scatter([x[highlight]], [y[highlight]], s=120, facecolors="none",
+                   edgecolors="red", linewidths=2)
+        if labels is not None:
+            ax.annotate(str(labels[highlight]), (x[highlight], y[highlight]),
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    if marked:
+        ax.legend(fontsize=7)
+    if own:  # a panel of someone else's figure keeps its layout
+        ax.figure.tight_layout()
+    return ax.figure

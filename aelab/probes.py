@@ -1,14 +1,53 @@
-"""Closed-form per-layer probes (dong2017 Fig. 3, alberti2017): how much class
-information, and how much of the image, a layer's features keep.
+"""Heads on frozen features: how much class information (and how much of the
+image) a representation keeps.
 
-Ridge regression, solved exactly in float64: no training loop, no learning
-rate, so two probes differ only because their features differ.
+- `frozen_features(encoder, X)`: an encoder's output, flattened, no gradients;
+- `pca(X_fit, *Xs, k)`: the classic baseline representation;
+- `train_probes(F, y, subsets, head=...)`: one linear or MLP head per labeled
+  subset, all trained together as one batched operation, full batch;
+- `layer_probes`: closed-form ridge probes of every layer (no training loop,
+  no learning rate, so two probes differ only because their features differ).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F_
+from torch import nn
 
 from aelab.metrics import _CONSTANT_TOL, _flat64, _labels, accuracy, mse
+from aelab.splits import to_float
+from aelab.train import predict
+from aelab.utils import get_device, progress, training_device
+
+
+def frozen_features(encoder: nn.Module, X: torch.Tensor, *,
+                    batch_size: int = 1024) -> torch.Tensor:
+    """encoder(X) flattened to N x D, in eval mode, on the CPU. The encoder must
+    be frozen (no parameter requires a gradient): features of a trainable
+    encoder are not "frozen features", and a head trained on them would not
+    say what the pretraining learned."""
+    trainable = [n for n, p in encoder.named_parameters() if p.requires_grad]
+    if trainable:
+        raise ValueError(f"frozen_features: the encoder still has {len(trainable)} "
+                         f"trainable parameters ({trainable[0]}, ...): freeze it "
+                         "first (requires_grad_(False) and .eval())")
+    device = get_device()
+    encoder.to(device)
+    return predict(lambda xb: encoder(xb).flatten(1), X, device=device,
+                   batch_size=batch_size)
+
+
+def pca(X_fit: torch.Tensor, *Xs: torch.Tensor, k: int) -> tuple:
+    """Project each of Xs onto the top-k principal components of X_fit (images
+    or features, flattened). One SVD in float64, however many sets."""
+    P = to_float(X_fit).flatten(1).double()
+    if not 1 <= k <= min(P.shape):
+        raise ValueError(f"pca: k={k} must be between 1 and {min(P.shape)} "
+                         f"(the data is {tuple(P.shape)})")
+    mean = P.mean(0)
+    _, _, V = torch.linalg.svd(P - mean, full_matrices=False)
+    return tuple(((to_float(X).flatten(1).double() - mean) @ V[:k].T).float()
+                 for X in Xs)
 
 
 def _ridge_predict(F_train, T_train, F_test, alpha: float) -> torch.Tensor:
@@ -73,3 +112,137 @@ def layer_probes(feature_fn, X_train, y_train, X_test, y_test, *, alpha: float =
              "decoder_mse": ridge_decoder_mse(F_train, X_train, F_test, X_test,
                                               alpha=alpha)}
             for layer, (F_train, F_test) in enumerate(zip(train, test))]
+
+
+class Probes:
+    """M heads on the same features, linear or MLP, as stacked weights:
+    layers[j] = (W (M, D_in, D_out), b (M, D_out)), ReLU between layers."""
+
+    def __init__(self, layers, mean, std):
+        self.layers, self.mean, self.std = layers, mean, std
+
+    def __len__(self) -> int:
+        return len(self.layers[0][0])
+
+    @torch.no_grad()
+    def logits(self, F: torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> (M, N, C) logits."""
+        h = ((F.float().to(self.mean.device) - self.mean) / self.std)
+        h = h.expand(len(self), *h.shape)
+        return _forward(h, self.layers).cpu()
+
+    def predict(self, F: torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> (M, N) predicted classes."""
+        return self.logits(F).argmax(-1)
+
+    def module(self, k: int = 0) -> nn.Sequential:
+        """Head k as an nn.Module on raw (flattened) features, the centring and
+        scaling folded into its first layer: e.g. to fine-tune an encoder
+        together with the head trained on its frozen features."""
+        layers = [nn.Flatten()]
+        for j, (W, b) in enumerate(self.layers):
+            W, b = W[k].cpu(), b[k].cpu()
+            if j == 0:  # ((F - mean) / std) W + b = F (W / std) + (b - (mean / std) W)
+                std = self.std.cpu().reshape(-1, 1) if self.std.dim() else self.std.cpu()
+                W = W / std
+                b = b - self.mean.cpu() @ W
+            linear = nn.Linear(*W.shape)
+            with torch.no_grad():
+                linear.weight.copy_(W.T)
+                linear.bias.copy_(b)
+            layers += [linear] + ([nn.ReLU()] if j < len(self.layers) - 1 else [])
+        return nn.Sequential(*layers)
+
+
+def _forward(h: torch.Tensor, layers) -> torch.Tensor:
+    """(S, n, D) -> (S, n, C) through stacked layers, ReLU between them."""
+    for j, (W, b) in enumerate(layers):
+        h = torch.baddbmm(b[:, None], h, W)  # S x n x D_in -> S x n x D_out
+        if j < len(layers) - 1:
+            h = h.relu()
+    return h
+
+
+def _init(S: int, sizes: list, generator, device) -> list:
+    """nn.Linear's default init, for S heads at once; the last layer starts at
+    zero (a linear head then starts at the uniform prediction)."""
+    layers = []
+    for j, (d_in, d_out) in enumerate(zip(sizes, sizes[1:])):
+        bound = d_in ** -0.5
+        if j == len(sizes) - 2:
+            W, b = torch.zeros(S, d_in, d_out), torch.zeros(S, d_out)
+        else:
+            W = (torch.rand(S, d_in, d_out, generator=generator) * 2 - 1) * bound
+            b = (torch.rand(S, d_out, generator=generator) * 2 - 1) * bound
+        layers.append((W.to(device).requires_grad_(), b.to(device).requires_grad_()))
+    return layers
+
+
+HEADS = {"linear": (), "mlp": (256, 256)}  # hidden widths (alberti2017: 3 FC layers)
+
+
+def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
+                 head: str = "linear", num_classes: int | None = None,
+                 num_steps: int | None = None, lr: float | None = None,
+                 weight_decay: float = 1e-3, scale: str = "global", seed: int = 0,
+                 hidden: tuple | None = None, device=None,
+                 quiet: bool = True) -> Probes:
+    """One head per index set in `subsets`, all trained together, full batch,
+    with Adam, on the frozen features F (N, D) of the labeled pool, labels y.
+
+    head: "linear" (multinomial logistic regression; defaults 300 steps, lr
+    0.05) or "mlp" (3 fully connected layers, 256 hidden ReLU units; defaults
+    500 steps, lr 1e-3; `hidden` sets other widths). Features are centred with the mean of all of F (no
+    labels are used) and divided by one global std (scale="global": keeps the
+    features' geometry) or each feature's own (scale="feature": whitens, which
+    inflates near-constant directions). weight_decay is an L2 penalty on the
+    weights, summed over heads so each head gets the same as alone.
+    """
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}: use 'linear' or 'mlp'")
+    if scale not in ("global", "feature"):
+        raise ValueError(f"unknown scale {scale!r}: use 'global' or 'feature'")
+    if F.dim() != 2 or len(F) != len(y):
+        raise ValueError(f"train_probes needs features N x D and N labels; got "
+                         f"{tuple(F.shape)} and {tuple(y.shape)}")
+    if not subsets or any(len(s) == 0 for s in subsets):
+        raise ValueError("train_probes needs at least one non-empty labeled subset")
+    num_steps = num_steps if num_steps is not None else (300 if head == "linear" else 500)
+    lr = lr if lr is not None else (0.05 if head == "linear" else 1e-3)
+    if num_steps < 1 or not lr > 0:
+        raise ValueError(f"need num_steps >= 1 and lr > 0; got {num_steps}, {lr}")
+    device = training_device(device)
+    F, y = F.float().to(device), torch.as_tensor(y).to(device)
+    C = num_classes or int(y.max()) + 1
+    mean = F.mean(0)
+    std = (F.std() if scale == "global" else F.std(0)).clamp_min(1e-6)
+    Fz = (F - mean) / std
+    sizes = [F.shape[1], *(HEADS[head] if hidden is None or head == "linear"
+                           else hidden), C]
+    generator = torch.Generator().manual_seed(seed)
+    trained = [None] * len(subsets)
+    # Heads with subsets of equal size train as one batched op on their own rows
+    # only (a budget sweep has one group per budget, the seeds batched inside).
+    # Adam is element-wise, so grouping gives the same heads as one big op.
+    groups: dict = {}
+    for m, s in enumerate(subsets):
+        groups.setdefault(len(s), []).append(m)
+    for heads in progress(groups.values(), desc="probes", disable=quiet, leave=False):
+        idx = torch.stack([torch.as_tensor(subsets[m], device=device) for m in heads])
+        Fg, yg = Fz[idx], y[idx]  # S, n, D and S, n
+        layers = _init(len(heads), sizes, generator, device)
+        params = [t for layer in layers for t in layer]
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(num_steps):
+            logits = _forward(Fg, layers)
+            ce = F_.cross_entropy(logits.flatten(0, 1), yg.flatten())
+            l2 = sum(W.pow(2).sum() for W, _ in layers)
+            loss = ce * len(heads) + weight_decay * l2 / 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        for k, m in enumerate(heads):
+            trained[m] = [(W[k].detach(), b[k].detach()) for W, b in layers]
+    stacked = [(torch.stack([t[j][0] for t in trained]),
+                torch.stack([t[j][1] for t in trained])) for j in range(len(sizes) - 1)]
+    return Probes(stacked, mean, std)

@@ -12,9 +12,7 @@ the device, measured rather than assumed:
   clipping is done per model. Each model sees the same batch order as in the
   sequential path (same per-model seed), so both give the same results.
 
-`train_probes(F, y, subsets)` trains one softmax head per labeled subset on
-frozen features as a single batched operation (full batch, so every head is
-trained to convergence).
+(Heads on frozen features, trained many at once, are in aelab.probes.)
 """
 from __future__ import annotations
 
@@ -22,14 +20,13 @@ import copy
 import time
 
 import torch
-import torch.nn.functional as F_
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm.auto import tqdm
 
 from aelab.splits import to_float
-from aelab.train import History, autocast, fit, make_optimizer
-from aelab.utils import training_device
+from aelab.train import (History, autocast, fit, fit_key, load_fitted,
+                         make_optimizer, save_fitted)
+from aelab.utils import progress, training_device
 
 
 VMAP_MAX_BATCH = 1024
@@ -61,8 +58,14 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
              num_epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
              optimizer: str = "adam", weight_decay: float = 0.0,
              clip_grad: float | None = None, seeds: list | None = None, device=None,
-             quiet: bool = False, desc: str = "models") -> list[History]:
-    """Train models[i] on datas[i] (a tuple of tensors) with the same objective."""
+             quiet: bool = False, desc: str = "models",
+             cache: bool = False) -> list[History]:
+    """Train models[i] on datas[i] (a tuple of tensors) with the same objective.
+
+    cache: as in `fit`, per model: models whose exact run finished before are
+    loaded, the others trained and stored. Ctrl-C stops the whole sweep (the
+    models that finished stay cached, so a rerun resumes) and re-raises.
+    """
     if len(models) != len(datas):
         raise ValueError(f"fit_many needs one dataset per model: got {len(models)} "
                          f"models and {len(datas)} datasets")
@@ -79,26 +82,40 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
               weight_decay=weight_decay, clip_grad=clip_grad, device=device)
     histories: list = [None] * len(models)
+    keys: dict = {}
     groups: dict = {}
+    datas = [(d,) if torch.is_tensor(d) else tuple(d) for d in datas]
     for i, (m, d) in enumerate(zip(models, datas)):
-        d = (d,) if torch.is_tensor(d) else tuple(d)
-        datas[i] = d
+        if cache and strategy == "vmap":
+            keys[i] = fit_key(m, d, loss_fn, seed=seeds[i], strategy="vmap", **kw)
+            histories[i] = load_fitted(m, keys[i], device)
+            if histories[i] is not None:
+                continue
         key = _signature(m, len(d[0])) if strategy == "vmap" and _vmappable(m) else i
         groups.setdefault(key, []).append(i)
-    bar = tqdm(total=len(models), desc=desc, disable=quiet, unit="model")
-    for idx in groups.values():
-        if len(idx) == 1 or strategy == "sequential":
-            for i in idx:
-                histories[i] = fit(models[i], datas[i], loss_fn, seed=seeds[i],
-                                   quiet=True, **kw)
-                bar.update()
-        else:
-            hs = _fit_vmap([models[i] for i in idx], [datas[i] for i in idx], loss_fn,
-                           [seeds[i] for i in idx], **kw)
-            for i, h in zip(idx, hs):
-                histories[i] = h
-            bar.update(len(idx))
-    bar.close()
+    bar = progress(total=len(models), initial=len(models) - sum(map(len, groups.values())),
+               desc=desc, disable=quiet, unit="model")
+    try:
+        for idx in groups.values():
+            if len(idx) == 1 or strategy == "sequential":
+                for i in idx:
+                    histories[i] = fit(models[i], datas[i], loss_fn, seed=seeds[i],
+                                       quiet=True, cache=cache and i not in keys, **kw)
+                    if histories[i].stopped == "interrupted":
+                        raise KeyboardInterrupt
+                    if i in keys:
+                        save_fitted(models[i], keys[i], histories[i])
+                    bar.update()
+            else:
+                hs = _fit_vmap([models[i] for i in idx], [datas[i] for i in idx],
+                               loss_fn, [seeds[i] for i in idx], **kw)
+                for i, h in zip(idx, hs):
+                    histories[i] = h
+                    if i in keys:
+                        save_fitted(models[i], keys[i], h)
+                bar.update(len(idx))
+    finally:
+        bar.close()
     return histories
 
 
@@ -162,62 +179,3 @@ def _clip_per_model(stacked: list, max_norm: float) -> None:
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-
-
-class Probes:
-    """M softmax heads on the same features: weight (M, D, C), bias (M, C)."""
-
-    def __init__(self, weight, bias, mean, std):
-        self.weight, self.bias, self.mean, self.std = weight, bias, mean, std
-
-    @torch.no_grad()
-    def logits(self, F: torch.Tensor) -> torch.Tensor:
-        """(N, D) features -> (M, N, C) logits."""
-        Fz = (F.to(self.weight.device) - self.mean) / self.std
-        return torch.einsum("nd,mdc->mnc", Fz, self.weight) + self.bias[:, None]
-
-    def predict(self, F: torch.Tensor) -> torch.Tensor:
-        return self.logits(F).argmax(-1).cpu()
-
-
-def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
-                 num_classes: int | None = None, num_steps: int = 300, lr: float = 0.05,
-                 weight_decay: float = 1e-3, scale: str = "global", device=None,
-                 quiet: bool = True) -> Probes:
-    """One softmax (multinomial logistic) head per index set in `subsets`, all
-    trained together, full batch, with Adam. F: (N, D) frozen features of the
-    labeled pool, y: (N,). Features are centred with the mean of all of F (no
-    labels are used) and divided by one global std (scale="global": keeps the
-    features' geometry, like a head on raw features) or each feature's own
-    (scale="feature": whitens, which inflates near-constant directions)."""
-    device = training_device(device)
-    F, y = F.float().to(device), y.to(device)
-    C = num_classes or int(y.max()) + 1
-    if scale not in ("global", "feature"):
-        raise ValueError(f"unknown scale {scale!r}: use 'global' or 'feature'")
-    mean = F.mean(0)
-    std = (F.std() if scale == "global" else F.std(0)).clamp_min(1e-6)
-    Fz = (F - mean) / std
-    W = torch.zeros(len(subsets), F.shape[1], C, device=device)
-    b = torch.zeros(len(subsets), C, device=device)
-    # Heads with subsets of equal size train as one batched op on their own rows
-    # only (a budget sweep has one group per budget, the seeds batched inside).
-    # Adam is element-wise, so grouping gives the same heads as one big op.
-    groups: dict = {}
-    for m, s in enumerate(subsets):
-        groups.setdefault(len(s), []).append(m)
-    for heads in tqdm(groups.values(), desc="probes", disable=quiet, leave=False):
-        idx = torch.stack([torch.as_tensor(subsets[m], device=device) for m in heads])
-        Fg, yg = Fz[idx], y[idx]  # S, n, D and S, n
-        Wg = torch.zeros(len(heads), F.shape[1], C, device=device, requires_grad=True)
-        bg = torch.zeros(len(heads), C, device=device, requires_grad=True)
-        opt = torch.optim.Adam([Wg, bg], lr=lr)
-        for _ in range(num_steps):
-            logits = torch.einsum("snd,sdc->snc", Fg, Wg) + bg[:, None]
-            ce = F_.cross_entropy(logits.flatten(0, 1), yg.flatten())
-            loss = ce * len(heads) + weight_decay * Wg.pow(2).sum() / 2
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        W[heads], b[heads] = Wg.detach(), bg.detach()
-    return Probes(W, b, mean, std)

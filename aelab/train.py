@@ -22,10 +22,10 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from aelab.splits import Loader, to_float
-from aelab.utils import get_device, training_device
+from aelab.utils import (atomic_save, cache_path, fingerprint, get_device, progress,
+                         training_device)
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -42,6 +42,8 @@ class History:
     num_images: int = 0
     stopped: str = "completed"
     message: str = ""
+    outputs: list = field(default_factory=list)  # model(watch) after each epoch
+    cached: bool = False  # loaded from the cache instead of trained
 
     @property
     def images_per_s(self) -> float:
@@ -53,6 +55,10 @@ class History:
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         return cls(**d)
+
+    @property
+    def stalled(self) -> bool:
+        return bool(self.check())
 
     def check(self, min_drop: float = 0.02) -> str:
         """'' if the training loss went down by at least `min_drop` (relative),
@@ -129,32 +135,90 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     raise ValueError(f"unknown optimizer {name!r}: use 'adam' or 'sgd'")
 
 
+def fit_key(model: nn.Module, data, loss_fn, **settings) -> dict:
+    """What determines a training run, as a cache key: the model's structure and
+    initial weights, the data, the objective's source code, the settings."""
+    return dict(kind="fit", model=fingerprint(model), data=fingerprint(data),
+                loss_fn=fingerprint(loss_fn),
+                settings={k: fingerprint(v) for k, v in sorted(settings.items())})
+
+
+def load_fitted(model: nn.Module, key: dict, device) -> History | None:
+    """The cached result of `key` loaded into `model`, or None."""
+    path = cache_path(key, "fit")
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, weights_only=True)
+        model.load_state_dict(saved["state"])
+    except Exception as err:  # noqa: BLE001 - an unreadable entry is retrained
+        print(f"aelab: cache entry {path.name} is unreadable ({type(err).__name__}); "
+              "training again", flush=True)
+        return None
+    model.to(device, memory_format=torch.channels_last).eval()
+    history = History.from_dict(saved["history"])
+    history.cached = True
+    return history
+
+
+def save_fitted(model: nn.Module, key: dict, history: History) -> None:
+    """Cache a finished run (never an interrupted or diverged one)."""
+    if history.stopped == "completed":
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        atomic_save(dict(state=state, history=history.to_dict()), cache_path(key, "fit"))
+
+
 def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         lr: float = 1e-3, batch_size: int = 128, optimizer: str = "adam",
         weight_decay: float = 0.0, test_data=None, metrics: dict | None = None,
         clip_grad: float | None = None, device=None, seed: int = 0,
-        quiet: bool = False, desc: str = "fit", callback=None) -> History:
+        quiet: bool = False, desc: str = "fit", callback=None, watch=None,
+        cache: bool = False) -> History:
     """Train `model` on `data` by minimising `loss_fn(model, batch)`.
 
     data / test_data: a Loader, or a tensor or tuple of tensors (uint8 images are
         made float in [0,1], channels_last, batch by batch on the device).
     metrics: {name: fn(model) -> float}, run after every epoch in eval mode.
-    callback: fn(model, epoch, history), after every epoch (e.g. to keep
-        reconstructions for an epoch slider).
+    callback: fn(model, epoch, history), after every epoch.
+    watch: inputs whose outputs model(watch) are kept after every epoch, in
+        history.outputs (e.g. test images, for an epoch slider).
+    cache: load the trained weights and history from the disk cache when this
+        exact run (model and its initial weights, data, the source of loss_fn,
+        settings) finished before; else train and store it. The callback runs
+        only when it trains. An interrupted run is not stored.
     """
-    if num_epochs < 0 or lr <= 0 or batch_size < 1:
+    if not (num_epochs >= 0 and lr > 0 and batch_size >= 1):  # NaN fails too
         raise ValueError(f"need num_epochs >= 0, lr > 0 and batch_size >= 1; got "
                          f"{num_epochs}, {lr}, {batch_size}")
     device = training_device(device)
+    if cache:
+        key = fit_key(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
+                      batch_size=batch_size, optimizer=optimizer,
+                      weight_decay=weight_decay, test_data=test_data,
+                      metrics=metrics, clip_grad=clip_grad, seed=seed, watch=watch,
+                      device=device.type)
+        history = load_fitted(model, key, device)
+        if history is not None:
+            return history
+        history = fit(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
+                      batch_size=batch_size, optimizer=optimizer,
+                      weight_decay=weight_decay, test_data=test_data, metrics=metrics,
+                      clip_grad=clip_grad, device=device, seed=seed, quiet=quiet,
+                      desc=desc, callback=callback, watch=watch)
+        save_fitted(model, key, history)
+        return history
     torch.manual_seed(seed)
     loader = as_loader(data, batch_size=batch_size, shuffle=True, device=device, seed=seed)
+    if loader.num_samples == 0:
+        raise ValueError(f"{desc}: the training data is empty (0 images): pass at "
+                         "least one image, e.g. a larger label budget or pool")
     model.to(device, memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (all frozen?)")
     opt = make_optimizer(optimizer, params, lr, weight_decay)
     history = History(metrics={name: [] for name in (metrics or {})})
-    bar = tqdm(total=num_epochs * len(loader), desc=desc, disable=quiet, leave=False,
+    bar = progress(total=num_epochs * len(loader), desc=desc, disable=quiet, leave=False,
                unit="step", mininterval=0.5)
     start = time.perf_counter()
     try:
@@ -189,6 +253,8 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
                 for name, fn in metrics.items():
                     history.metrics[name].append(float(fn(model)))
             bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", refresh=False)
+            if watch is not None:
+                history.outputs.append(predict(model, watch, device=device))
             if callback is not None:
                 callback(model, epoch, history)
     except KeyboardInterrupt:

@@ -6,12 +6,16 @@ nothing else from aelab.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
+import inspect
 import json
 import os
 import platform
 import random
+import sys
 import tempfile
+import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +25,46 @@ import torch
 
 PROFILES = ("fast", "classroom", "paper")
 _said: set[str] = set()
+
+
+class _LineProgress:
+    """A progress bar for logs: one line when the work is done (or stopped),
+    instead of a redrawn bar. Written to the process's real stderr, which
+    `aelab run` forwards to the terminal."""
+
+    def __init__(self, total=None, desc="", initial=0, **_):
+        self.total, self.desc, self.n = total, desc, initial
+        self.postfix, self.start = {}, time.perf_counter()
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix(self, refresh=False, **kw):
+        self.postfix = kw
+
+    def close(self):
+        done = f"{self.n}/{self.total}" if self.total else str(self.n)
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        stream = sys.__stderr__ or sys.stderr
+        print(f"    {self.desc}: {done} in {time.perf_counter() - self.start:.0f} s"
+              f"{extra}", file=stream, flush=True)
+
+    def __iter__(self):  # for progress(iterable)
+        yield from self.iterable
+
+
+def progress(iterable=None, *, disable: bool = False, **kwargs):
+    """tqdm.auto's bar (a widget in notebooks), or with AELAB_PROGRESS=lines
+    (what `aelab run` sets) one line per finished bar."""
+    from tqdm.auto import tqdm
+
+    if os.environ.get("AELAB_PROGRESS") == "lines":
+        bar = _LineProgress(**kwargs)
+        if disable:
+            bar.close = lambda: None
+        bar.iterable = iterable if iterable is not None else ()
+        return bar
+    return tqdm(iterable, disable=disable, **kwargs)
 
 
 def say_once(key: str, message: str) -> None:
@@ -139,6 +183,49 @@ def tensor_hash(*arrays) -> str:
         digest.update(str((a.dtype, a.shape)).encode())
         digest.update(np.ascontiguousarray(a).tobytes())
     return digest.hexdigest()[:16]
+
+
+def fingerprint(obj) -> str:
+    """A short stable hash of what determines a result: tensors by content,
+    modules by class, structure and weights, functions by their source code
+    (and the values they close over), partials by function and arguments.
+    Two notebook sessions that define the same function get the same key; edit
+    the function and the key changes. (Globals a function reads are not seen.)"""
+    return config_hash(_describe(obj, set()))
+
+
+def _describe(obj, seen: set):
+    if torch.is_tensor(obj) or isinstance(obj, np.ndarray):
+        return "tensor:" + tensor_hash(obj)
+    d = functools.partial(_describe, seen=seen)
+    if isinstance(obj, torch.nn.Module):
+        state = obj.state_dict()
+        return ["module", repr(obj), tensor_hash(*state.values()) if state else ""]
+    if isinstance(obj, functools.partial):
+        return ["partial", d(obj.func), d(obj.args), d(obj.keywords)]
+    if isinstance(obj, (list, tuple)):
+        return [d(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): d(v) for k, v in obj.items()}
+    if callable(obj) and hasattr(obj, "__code__"):
+        if id(obj) in seen:  # recursion
+            return "function:" + obj.__qualname__
+        seen.add(id(obj))
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):  # no source (e.g. exec'd): the bytecode
+            source = obj.__code__.co_code.hex() + repr(obj.__code__.co_consts)
+        cells = [c.cell_contents for c in (obj.__closure__ or ())]
+        # Functions of the same module that it calls by name (a notebook's own
+        # helpers, e.g. the student's answer) are part of what it computes.
+        calls = {name: g for name in obj.__code__.co_names
+                 if inspect.isfunction(g := obj.__globals__.get(name))
+                 and g.__module__ == obj.__module__}
+        return ["function", textwrap.dedent(source), d(cells),
+                d(obj.__defaults__ or ()), d(calls)]
+    if hasattr(obj, "tensors"):  # a Loader
+        return d(list(obj.tensors))
+    return repr(obj)
 
 
 def cache_dir() -> Path:

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 
 import aelab
 from aelab import metrics, plot, widgets
+from aelab.exercises import answer, check, close
 
 aelab.seed_everything(0)
 
@@ -141,14 +144,47 @@ print(model)
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 # %% [markdown]
-# The objective is written here, not hidden in the library: the mean squared
-# difference between each image `X` and its reconstruction `X_hat`.
+# The objective is written here, not hidden in the library.
+#
+# **Exercise.** Write `reconstruction_loss`: the mean squared difference
+# between each image `X` and its reconstruction `X_hat = model(X)` (one number
+# for the whole batch; `F.mse_loss` computes it). The training cell below
+# trains with exactly this function.
 
 # %%
 def reconstruction_loss(model, batch):
     X, = batch
+    ...  # your code here: return one number
+
+
+# %% [markdown]
+# The check compares your function with the mean squared error on a few
+# random images, and says what to fix if it differs.
+
+# %%
+def check_reconstruction_loss(loss_fn):
+    torch.manual_seed(0)
+    net, X = aelab.models.ConvAutoencoder(), torch.rand(4, 1, 28, 28)
+    want = ((net(X) - X) ** 2).mean()
+    got = lambda: answer(loss_fn(net, (X,)))  # noqa: E731
+    return check("Exercise", [
+        (lambda: got().dim() == 0, "return one number for the batch (a mean)"),
+        (lambda: not close(got(), (net(X) - X).abs().mean()), "that is the mean "
+         "ABSOLUTE error: square the differences instead"),
+        (lambda: close(got(), want), "return the mean of (model(X) - X) ** 2"),
+    ], done="the mean squared error between X and model(X)")
+
+
+check_reconstruction_loss(reconstruction_loss)
+
+# %% tags=["solution"]
+def reconstruction_loss(model, batch):
+    X, = batch
     X_hat = model(X)
     return F.mse_loss(X_hat, X)
+
+
+check_reconstruction_loss(reconstruction_loss)
 
 
 # %% [markdown]
@@ -157,6 +193,7 @@ def reconstruction_loss(model, batch):
 # in the classroom profile.
 
 # %% tags=["nbval-ignore-output"]
+check_reconstruction_loss(reconstruction_loss).require()  # the exercise first
 X_train = train.X[:SETTINGS["num_images"]]
 test = aelab.load_dataset("mnist", "test")
 history = aelab.fit(model, (X_train,), reconstruction_loss,

@@ -16,7 +16,8 @@ import aelab.train
 from aelab.data import load_dataset
 from aelab.models import ConvAutoencoder, EncoderClassifier
 from aelab.splits import make_splits
-from aelab.sweep import fit_many, train_probes
+from aelab.probes import train_probes
+from aelab.sweep import fit_many
 from aelab.losses import classification_objective, reconstruction_objective
 from aelab.train import fit, predict
 

@@ -361,3 +361,13 @@ def test_joint_loss_is_zhang2016_eq2():
     assert torch.isclose(got, expected)
     with pytest.raises(ValueError):
         joint_loss(logits, y, recons, layer_weights=[1.0])
+
+
+@pytest.mark.parametrize("config", alberti_configs())
+def test_encode_then_decode_with_the_size_is_forward_for_every_config(config):
+    torch.manual_seed(0)
+    model = ConvAutoencoder(**config)
+    X = torch.rand(2, 1, 28, 28)
+    z = model.encode(X)
+    assert torch.equal(model.decode(z, X.shape[-2:]), model(X))
+    assert model(X).shape == X.shape

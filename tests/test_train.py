@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aelab.sweep import fit_many, train_probes
+from aelab.probes import train_probes
+from aelab.sweep import fit_many
 from aelab.train import History, evaluate, fit, predict
 from aelab.utils import atomic_save, cache_path, cached, config_hash, get_profile
 
@@ -211,3 +212,81 @@ def test_the_allocator_tuning_can_be_switched_off():
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert tuned("default") == "False"
     assert tuned("tuned") == str(glibc)
+
+
+def test_fit_with_cache_loads_the_finished_run_instead_of_training(images):
+    torch.manual_seed(0)
+    first = tiny_ae()
+    h1 = fit(first, (images,), recon, num_epochs=2, quiet=True, cache=True, seed=1)
+    torch.manual_seed(0)
+    again = tiny_ae()
+    h2 = fit(again, (images,), recon, num_epochs=2, quiet=True, cache=True, seed=1,
+             callback=lambda *a: pytest.fail("a cached run must not train"))
+    assert h2.cached and not h1.cached and h2.train_loss == h1.train_loss
+    for p, q in zip(first.parameters(), again.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_fit_cache_key_changes_with_the_objective_and_the_initial_weights(images):
+    def recon_l1(model, batch):
+        X, = batch
+        return F.l1_loss(model(X), X)
+
+    def fresh(shift=0.0):
+        model = tiny_ae()  # always the same initial weights...
+        with torch.no_grad():
+            model[0].bias.add_(shift)  # ...unless shifted
+        return model
+
+    fit(fresh(), (images,), recon, num_epochs=1, quiet=True, cache=True)
+    assert not fit(fresh(), (images,), recon_l1, num_epochs=1, quiet=True,
+                   cache=True).cached  # another objective
+    assert not fit(fresh(0.1), (images,), recon, num_epochs=1, quiet=True,
+                   cache=True).cached  # other initial weights
+    assert not fit(fresh(), (images[:8],), recon, num_epochs=1, quiet=True,
+                   cache=True).cached  # other data
+    assert fit(fresh(), (images,), recon, num_epochs=1, quiet=True, cache=True).cached
+
+
+def test_an_interrupted_fit_is_not_cached(images):
+    def interrupt(model, epoch, history):
+        raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    h = fit(tiny_ae(), (images,), recon, num_epochs=3, quiet=True, cache=True,
+            callback=interrupt)
+    assert h.stopped == "interrupted"
+    torch.manual_seed(0)
+    assert not fit(tiny_ae(), (images,), recon, num_epochs=3, quiet=True,
+                   cache=True).cached
+
+
+def test_fit_keeps_the_outputs_of_watched_inputs_every_epoch(images):
+    h = fit(tiny_ae(), (images,), recon, num_epochs=3, quiet=True, watch=images[:4])
+    assert len(h.outputs) == 3 and h.outputs[0].shape == (4, 1, 8, 8)
+    assert not torch.equal(h.outputs[0], h.outputs[-1])
+
+
+def test_fit_refuses_empty_data_and_nan_hyperparameters(images):
+    with pytest.raises(ValueError, match="training data is empty"):
+        fit(tiny_ae(), (images[:0],), recon, quiet=True)
+    with pytest.raises(ValueError, match="lr > 0"):
+        fit(tiny_ae(), (images,), recon, lr=float("nan"), quiet=True)
+
+
+def test_fit_many_with_cache_trains_only_the_models_not_cached_yet():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(32, 1, 8, 8, generator=g)
+    y = torch.randint(0, 3, (32,), generator=g)
+
+    def ce(model, batch):
+        Xb, yb = batch
+        return F.cross_entropy(model(Xb), yb)
+
+    def models(k):
+        torch.manual_seed(0)
+        return [tiny_classifier() for _ in range(k)]
+
+    fit_many(models(2), [(X, y)] * 2, ce, num_epochs=1, quiet=True, cache=True)
+    hs = fit_many(models(3), [(X, y)] * 3, ce, num_epochs=1, quiet=True, cache=True)
+    assert [h.cached for h in hs] == [True, True, False]

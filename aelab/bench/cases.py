@@ -14,7 +14,8 @@ from aelab.losses import reconstruction_objective as recon
 from aelab.metrics import accuracy
 from aelab.models import ConvAutoencoder
 from aelab.splits import make_splits
-from aelab.sweep import fit_many, train_probes
+from aelab.probes import train_probes
+from aelab.sweep import fit_many
 from aelab.train import autocast, fit, predict
 
 

@@ -1,0 +1,271 @@
+"""`aelab run LESSON`: execute a lesson's own text headless.
+
+The lesson file (lessons/NN_name.py, jupytext py:percent) IS the experiment:
+this module reads it, runs every cell in a fresh kernel with the chosen
+profile, and writes into --out the executed notebook, every figure it drew,
+and the tables the lesson saved with `aelab.study.save_run` (results, claims).
+There is no second copy of any experiment in the package.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+LESSON_FILE = re.compile(r"^(\d\d)_(\w+)\.py$")
+
+
+class LessonError(Exception):
+    """A lesson could not be found or stopped in a cell: one line says which."""
+
+
+def lessons_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "lessons"
+    if not path.is_dir():
+        raise LessonError("lessons/ not found beside the package: clone the "
+                          "repository and `pip install -e .` in it")
+    return path
+
+
+def available() -> dict[str, Path]:
+    """{name: path} of every lessons/NN_name.py, in order ('pretraining': ...)."""
+    found = {}
+    for path in sorted(lessons_dir().glob("[0-9][0-9]_*.py")):
+        match = LESSON_FILE.match(path.name)
+        if match:
+            found[match.group(2)] = path
+    return found
+
+
+def find(lesson: str) -> Path:
+    """A lesson by name ('pretraining'), file name ('01_pretraining') or path."""
+    path = Path(lesson)
+    if path.suffix == ".py" and path.exists():
+        return path.resolve()
+    known = available()
+    for name, p in known.items():
+        if lesson in (name, p.stem):
+            return p
+    raise LessonError(f"no lesson called {lesson!r}: use one of {', '.join(known)} "
+                      "(`aelab run --list`), or a path to a lesson's .py file")
+
+
+def _title(cell) -> str:
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return first.strip("# ")[:60]
+
+
+def _save_figures(nb, folder: Path) -> list[Path]:
+    """Every PNG the lesson displayed, as figures/cell-NN-K.png."""
+    paths = []
+    for i, cell in enumerate(nb.cells):
+        k = 0
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"cell-{i:02d}-{k}.png"
+                path.write_bytes(base64.b64decode(data["image/png"]))
+                paths.append(path)
+                k += 1
+    return paths
+
+
+def _forward(stream, logfile: Path) -> threading.Thread:
+    """Echo the kernel's real stderr (the progress lines of AELAB_PROGRESS=lines,
+    a crash) to ours, and keep all of it in a log file; jupyter_client's warning
+    about TCP without encryption (the kernel is on this machine) goes to the
+    log only."""
+    def pump():
+        with open(logfile, "w") as log:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode(errors="replace")
+                log.write(line)
+                log.flush()
+                if "without encryption" not in line:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+class _Kernel:
+    """A fresh ipykernel, driven with jupyter_client's blocking client: its
+    polls time out and look again, so a missed wake-up cannot hang a run (an
+    asyncio-driven client hung here now and then with both sides idle)."""
+
+    def __init__(self, *, cwd: Path, stderr_log: Path):
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd), stderr=subprocess.PIPE)
+        _forward(self.km.provisioner.process.stderr, stderr_log)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def execute(self, cell, timeout: float | None = None) -> str | None:
+        """Run one code cell, store its outputs in it; the error line or None."""
+        from queue import Empty
+
+        import nbformat
+
+        msg_id = self.kc.execute(cell.source, store_history=True, allow_stdin=False)
+        outputs, error, clear_next = [], None, False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                self.km.interrupt_kernel()
+                return f"the cell ran longer than {timeout:g} s (--timeout)"
+            try:
+                msg = self.kc.get_iopub_msg(timeout=1)
+            except Empty:
+                if not self.km.is_alive():
+                    return "the kernel died (out of memory?); see kernel-stderr.log"
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind == "clear_output":
+                if content.get("wait"):
+                    clear_next = True
+                else:
+                    outputs.clear()
+            elif kind in ("stream", "display_data", "execute_result", "error"):
+                if clear_next:
+                    outputs, clear_next = [], False
+                outputs.append(nbformat.v4.output_from_msg(msg))
+                if kind == "error":
+                    error = f"{content['ename']}: {content['evalue']}".splitlines()[0]
+        cell.outputs = outputs
+        while True:  # the reply carries the execution count
+            try:
+                reply = self.kc.get_shell_msg(timeout=5)
+            except Empty:
+                break
+            if reply["parent_header"].get("msg_id") == msg_id:
+                cell.execution_count = reply["content"].get("execution_count")
+                break
+        return error
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
+        timeout: int | None = None, log=None) -> dict:
+    """Execute a lesson's cells in order in a fresh kernel; return what was
+    written. Raises LessonError with one line if a cell fails (the notebook
+    up to that cell is still written)."""
+    import jupytext
+    import nbformat
+
+    log = log or (lambda line: print(line, flush=True))
+    path = find(lesson)
+    out = Path(out).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".aelab-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise LessonError(f"cannot write to --out {out}: {err.strerror}; pick a "
+                          "folder you can write to") from None
+    nb = jupytext.read(path)
+    # The kernel inherits this environment: the profile, and where to save tables.
+    saved_env = {k: os.environ.get(k)
+                 for k in ("AELAB_PROFILE", "AELAB_OUT", "AELAB_PROGRESS")}
+    os.environ.update(AELAB_PROFILE=profile, AELAB_OUT=str(out), AELAB_PROGRESS="lines")
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    start = time.perf_counter()
+    log(f"aelab run: {path.name}, profile {profile}, {len(code)} code cells -> {out}")
+    kernel = _Kernel(cwd=path.parent, stderr_log=out / "kernel-stderr.log")
+    failure = None
+    try:
+        for k, i in enumerate(code, 1):
+            t0 = time.perf_counter()
+            error = kernel.execute(nb.cells[i], timeout)
+            if error:
+                failure = (f"{path.name} stopped in code cell {k} of {len(code)} "
+                           f"('{_title(nb.cells[i])}'): {error}")
+                break
+            seconds = time.perf_counter() - t0
+            if seconds >= 1 or k == len(code):
+                log(f"  [{k:>2}/{len(code)}] {seconds:6.1f} s  {_title(nb.cells[i])}")
+    finally:
+        kernel.shutdown()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    notebook = out / (path.stem + ".ipynb")
+    nbformat.write(nb, notebook)
+    figures = _save_figures(nb, out / "figures")
+    if failure:
+        raise LessonError(failure)
+    log(f"aelab run: done in {time.perf_counter() - start:.0f} s; the executed "
+        f"notebook, {len(figures)} figures and the tables are in {out}/")
+    return dict(notebook=notebook, figures=figures,
+                tables=sorted(p for p in out.glob("*.json")))
+
+
+def print_claims(out: str | Path, file=sys.stdout) -> bool:
+    """Print <out>/claims.json as the claims table; False if there is none."""
+    path = Path(out) / "claims.json"
+    if not path.exists():
+        return False
+    from aelab.study import ClaimsTable, Verdict
+
+    table = ClaimsTable(Verdict(**v) for v in json.loads(path.read_text()))
+    print("\nThe paper's claims, checked (rules from the lesson's text):", file=file)
+    print(table, file=file)
+    counts = table.counts()
+    print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items()), file=file)
+    return True
+
+
+def strip_solutions(nb):
+    """The student copy of a lesson: every cell tagged `solution` removed, and
+    the markdown cell just before it when that cell only announces it."""
+    keep = []
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            if keep and keep[-1].cell_type == "markdown" and re.match(
+                    r"^\W*solution\b", keep[-1].source.strip(), re.IGNORECASE):
+                keep.pop()
+            continue
+        keep.append(cell)
+    nb.cells = keep
+    return nb
+
+
+def student_copies(src: str | Path, dest: str | Path) -> list[Path]:
+    """Write student versions (.py and paired .ipynb) of every lesson in src
+    (a folder or one .py) into dest."""
+    import jupytext
+
+    src, dest = Path(src), Path(dest)
+    scripts = sorted(src.glob("[0-9][0-9]_*.py")) if src.is_dir() else [src]
+    if not scripts:
+        raise LessonError(f"no lessons (NN_name.py) in {src}")
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for script in scripts:
+        nb = strip_solutions(jupytext.read(script))
+        for fmt, suffix in (("py:percent", ".py"), ("ipynb", ".ipynb")):
+            target = dest / (script.stem + suffix)
+            jupytext.write(nb, target, fmt=fmt)
+            written.append(target)
+    return written

@@ -1,0 +1,83 @@
+"""Heads on frozen features: extraction, PCA, batched linear and MLP probes."""
+import pytest
+import torch
+from torch import nn
+
+from aelab.models import ConvAutoencoder
+from aelab.probes import frozen_features, pca, train_probes
+
+
+def xor_data(n=600, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 2, generator=g)
+    y = ((X[:, 0] > 0) ^ (X[:, 1] > 0)).long()  # not linearly separable
+    return X, y
+
+
+def test_mlp_probes_learn_xor_and_linear_probes_cannot():
+    X, y = xor_data()
+    subsets = [torch.arange(200), torch.arange(400)]
+    test = slice(400, 600)
+    mlp = train_probes(X, y, subsets, head="mlp", device="cpu")
+    linear = train_probes(X, y, subsets, head="linear", device="cpu")
+    acc_mlp = (mlp.predict(X[test]) == y[test]).float().mean(1)
+    acc_lin = (linear.predict(X[test]) == y[test]).float().mean(1)
+    assert (acc_mlp > 0.9).all() and (acc_lin < 0.7).all()
+    assert mlp.logits(X[test]).shape == (2, 200, 2)
+
+
+def test_batched_heads_equal_heads_trained_one_by_one():
+    X, y = xor_data()
+    subsets = [torch.arange(0, 100), torch.arange(100, 200), torch.arange(300)]
+    together = train_probes(X, y, subsets, head="mlp", device="cpu", seed=3)
+    logits = together.logits(X)
+    # heads of one size train as one group: the first two share a group
+    pair = train_probes(X, y, subsets[:2], head="mlp", device="cpu", seed=3)
+    assert torch.allclose(pair.logits(X), logits[:2], atol=1e-5)
+
+
+def test_probe_arguments_are_checked():
+    X, y = xor_data(50)
+    with pytest.raises(ValueError, match="unknown head 'deep'"):
+        train_probes(X, y, [torch.arange(10)], head="deep")
+    with pytest.raises(ValueError, match="N x D"):
+        train_probes(X, y[:10], [torch.arange(10)])
+    with pytest.raises(ValueError, match="non-empty"):
+        train_probes(X, y, [torch.arange(0)])
+    with pytest.raises(ValueError, match="lr > 0"):
+        train_probes(X, y, [torch.arange(10)], lr=float("nan"))
+
+
+def test_frozen_features_refuses_an_encoder_that_can_still_learn():
+    encoder = ConvAutoencoder().encoder
+    X = torch.rand(5, 1, 28, 28)
+    with pytest.raises(ValueError, match="still has 4 trainable parameters"):
+        frozen_features(encoder, X)
+    encoder.requires_grad_(False)
+    feats = frozen_features(encoder, X)
+    assert feats.shape == (5, 196)
+    assert torch.allclose(feats, encoder(X).flatten(1), atol=1e-6)
+    assert frozen_features(nn.Identity(), X).shape == (5, 784)  # no parameters
+
+
+def test_pca_matches_scikit_learn():
+    sklearn = pytest.importorskip("sklearn.decomposition")
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 12, generator=g) @ torch.randn(12, 12, generator=g)
+    ours, = pca(X, X, k=4)
+    ref = torch.as_tensor(sklearn.PCA(4).fit_transform(X.double().numpy())).float()
+    # principal directions are defined up to sign
+    assert torch.allclose(ours.abs(), ref.abs(), atol=1e-4)
+    with pytest.raises(ValueError, match="k=20"):
+        pca(X, X, k=20)
+
+
+@pytest.mark.parametrize("head,scale", [("linear", "global"), ("mlp", "feature")])
+def test_a_probe_as_a_module_gives_the_same_logits(head, scale):
+    X, y = xor_data(300)
+    X = X * 3 + 1  # not centred, not unit scale: the folding must undo both
+    probes = train_probes(X, y, [torch.arange(100), torch.arange(200)], head=head,
+                          scale=scale, device="cpu", num_steps=20)
+    for k in range(2):
+        module = probes.module(k)
+        assert torch.allclose(module(X), probes.logits(X)[k], atol=1e-4)
