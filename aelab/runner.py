@@ -223,7 +223,9 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
 
 def print_claims(out: str | Path, file=sys.stdout) -> bool:
     """Print <out>/claims.json as the claims table; False if there is none."""
-    path = Path(out) / "claims.json"
+    path, report = Path(out) / "claims.json", Path(out) / "report.txt"
+    if report.exists():
+        print("\n" + report.read_text().rstrip(), file=file)
     if not path.exists():
         return False
     from aelab.study import ClaimsTable, Verdict

@@ -386,8 +386,10 @@ def output_dir() -> Path | None:
 
 
 def save_run(**tables) -> list[Path]:
-    """Save each table (Results, ClaimsTable, or plain JSON-able data) under its
-    keyword name into `aelab run`'s --out folder; does nothing interactively."""
+    """Save each table (Results, ClaimsTable, text, or plain JSON-able data)
+    under its keyword name into `aelab run`'s --out folder (text as .txt:
+    `aelab run --verify` prints report.txt before the claims); does nothing
+    interactively."""
     out = output_dir()
     if out is None:
         return []
@@ -395,6 +397,10 @@ def save_run(**tables) -> list[Path]:
     for name, table in tables.items():
         if hasattr(table, "save"):
             paths.append(table.save(out, name))
+        elif isinstance(table, str):
+            out.mkdir(parents=True, exist_ok=True)
+            paths.append(out / f"{name}.txt")
+            paths[-1].write_text(table.rstrip() + "\n")
         else:
             out.mkdir(parents=True, exist_ok=True)
             paths.append(out / f"{name}.json")

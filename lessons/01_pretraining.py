@@ -610,7 +610,8 @@ paper = Results([dict(method=m, budget=RANGE[0], seed=0, accuracy=v / 100)
                  for m, v in PAPER.items()])  # the paper's Fig. 4 means, as one run
 claims = judge(CLAIMS, results, paper=paper)
 print(claims)
-aelab.study.save_run(results=results, claims=claims)  # into `aelab run --out`
+aelab.study.save_run(results=results, claims=claims,  # into `aelab run --out`
+                     report=f"{results}\n\nBest per budget:\n{results.format_winners()}")
 
 # %% [markdown]
 # **Reading it honestly.**

@@ -1,12 +1,14 @@
-"""Execute lessons and screenshot them in headless Chromium, as a student sees them.
+"""Screenshot lessons in headless Chromium, as a student sees them.
 
     python tools/render.py lessons/00_tour.py [--profile fast] [--out out/render]
+    python tools/render.py out/01_pretraining.ipynb     # already executed
 
-Needs Debian's chromium and the `render` extra (playwright). Writes
-<out>/<lesson>.html and <out>/<lesson>-<k>.png (page slices of 1600 px).
+A lesson's .py is executed first (`aelab run`, in the chosen profile); an
+.ipynb that `aelab run` wrote is rendered as it is. Needs Debian's chromium
+and the `render` extra (playwright). Writes <out>/<lesson>.html and
+<out>/<lesson>-<k>.png (page slices of 1600 px).
 """
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +23,17 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AELAB_PROFILE": args.profile}
     from playwright.sync_api import sync_playwright
 
     for lesson in args.lessons:
         stem = Path(lesson).stem
-        nb = Path(lesson).with_suffix(".ipynb")
+        nb = Path(lesson)
+        if nb.suffix == ".py":  # execute the lesson's text first
+            subprocess.run([sys.executable, "-m", "aelab.cli", "run", str(nb),
+                            "--profile", args.profile, "--out", str(out)], check=True)
+            nb = out / f"{stem}.ipynb"
         subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
-                        "--execute", "--ExecutePreprocessor.timeout=1200",
-                        f"--output-dir={out}", str(nb)], check=True, env=env)
+                        f"--output-dir={out}", str(nb)], check=True)
         html = (out / f"{stem}.html").resolve()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
