@@ -131,7 +131,7 @@ class Results:
     def __str__(self) -> str:
         budgets = self.budgets()
         width = max([len(m) for m in self.methods] + [6])
-        head = f"{'method':<{width}} " + " ".join(f"{n:>15}" for n in budgets)
+        head = f"{'method':<{width}} " + " ".join(f"{n:>13}" for n in budgets)
         lines = [f"{self.value} ({self.unit}), mean [min-max over seeds] per budget",
                  head]
         cells = {(r["method"], r["budget"]): r for r in self.table()}
@@ -139,8 +139,8 @@ class Results:
             parts = []
             for n in budgets:
                 r = cells.get((m, n))
-                parts.append(f"{'-':>15}" if r is None else
-                             f"{r['mean']:5.1f} [{r['low']:.1f}-{r['high']:.1f}]".rjust(15))
+                parts.append(f"{'-':>13}" if r is None else
+                             f"{r['mean']:5.1f} [{r['low']:.0f}-{r['high']:.0f}]".rjust(13))
             lines.append(f"{m:<{width}} " + " ".join(parts))
         return "\n".join(lines)
 

@@ -27,7 +27,7 @@ def test_results_table_gives_mean_and_seed_band_per_method_and_budget():
     assert a["seeds"] == 3
     winner, = Results(rows).winners()
     assert winner["best"] == "A" and winner["gap"] == pytest.approx(20)
-    assert "60.0 [50.0-70.0]" in str(Results(rows))
+    assert "60.0 [50-70]" in str(Results(rows))
 
 
 def test_results_values_are_seeds_by_budgets_within_a_range():
