@@ -17,14 +17,24 @@ def lessons_dir() -> Path:
         sys.exit(f"aelab: {err}, then run `aelab lab` again")
 
 
+def lab_command(extra, *, root: bool) -> list[str]:
+    """The JupyterLab command line. As root (a container's default user)
+    JupyterLab refuses to start without --allow-root, so it is added there."""
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons_dir()}",
+           *extra]
+    if root and "--allow-root" not in extra:
+        cmd.append("--allow-root")
+    return cmd
+
+
 def cmd_lab(args, extra) -> int:
     """JupyterLab on lessons/, with the chosen profile exported to the kernels."""
     os.environ["AELAB_PROFILE"] = args.profile
-    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons_dir()}",
-           *extra]
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
     print(f"aelab: opening JupyterLab on {lessons_dir()} (profile {args.profile}); "
-          "start with 00_tour", flush=True)
-    return subprocess.call(cmd)
+          "start with 00_tour" + ("; running as root, so with --allow-root" if root
+                                  else ""), flush=True)
+    return subprocess.call(lab_command(extra, root=root))
 
 
 def cmd_run(args, extra) -> int:

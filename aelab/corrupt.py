@@ -5,14 +5,17 @@ reproducibility, and return a new tensor; the clean X stays the target.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 
 def gaussian_noise(X: torch.Tensor, noise_std: float, *, clip: bool = True,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add N(0, noise_std^2) to every pixel ("pixel-level Gaussian noise")."""
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std}: use 0 for no noise")
+    if not 0 <= noise_std < math.inf:  # NaN fails this too
+        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}: "
+                         "use 0 for no noise")
     noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
     X_tilde = X + noise_std * noise
     return X_tilde.clamp(0, 1) if clip else X_tilde
@@ -51,8 +54,8 @@ def corrupt(X: torch.Tensor, kind: str = "gaussian", level: float = 0.3, *,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """One entry point for widgets: kind in {'none', 'gaussian', 'big_block',
     'small_blocks'}; level is the noise std, or the masked fraction of the image."""
-    if level < 0:
-        raise ValueError(f"noise level must be >= 0, got {level}")
+    if not 0 <= level < math.inf:  # NaN fails this too
+        raise ValueError(f"noise level must be a finite number >= 0, got {level}")
     h = X.shape[-1]
     if kind == "none" or level == 0:
         return X.clone()

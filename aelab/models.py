@@ -119,6 +119,12 @@ class ConvAutoencoder(nn.Module):
 
     def encode(self, X: torch.Tensor) -> torch.Tensor:
         """The code z (C x h x w) of images X (N x C x H x W)."""
+        c = self.encoder[0].in_channels
+        if X.dim() != 4 or X.shape[1] != c:
+            raise ValueError(f"ConvAutoencoder takes images N x {c} x H x W; got "
+                             f"shape {tuple(X.shape)}: reshape flat vectors with "
+                             f"X.view(-1, {c}, H, W), or build the model with "
+                             f"in_channels={X.shape[1] if X.dim() == 4 else '...'}")
         self._sizes(X.shape[-2:])  # a clear error for images too small
         return self.encoder(X)
 

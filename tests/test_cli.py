@@ -69,3 +69,12 @@ def test_build_embedded_reproduces_the_shipped_files(tmp_path):
     for entry in data.EMBEDDED.values():
         assert sha256_file(out / entry["file"]) == entry["sha256"], entry["file"]
         assert sha256_file(ROOT / "data" / entry["file"]) == entry["sha256"]
+
+
+def test_lab_adds_allow_root_only_for_root():
+    from aelab.cli import lab_command
+
+    assert lab_command([], root=True)[-1] == "--allow-root"
+    assert "--allow-root" not in lab_command([], root=False)
+    assert lab_command(["--allow-root"], root=True).count("--allow-root") == 1
+    assert "--ServerApp.root_dir=" in " ".join(lab_command([], root=False))

@@ -108,7 +108,7 @@ def test_gaussian_noise_has_the_requested_std_and_clips():
     assert abs((noisy - X).mean().item()) < 0.005
     clipped = gaussian_noise(X, 5.0, generator=torch.Generator().manual_seed(0))
     assert clipped.min() >= 0 and clipped.max() <= 1
-    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+    with pytest.raises(ValueError, match="noise_std must be a finite number >= 0"):
         gaussian_noise(X, -0.1)
 
 

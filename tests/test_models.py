@@ -371,3 +371,22 @@ def test_encode_then_decode_with_the_size_is_forward_for_every_config(config):
     z = model.encode(X)
     assert torch.equal(model.decode(z, X.shape[-2:]), model(X))
     assert model(X).shape == X.shape
+
+
+def test_conv_autoencoder_says_what_shape_it_needs():
+    model = ConvAutoencoder()
+    with pytest.raises(ValueError, match=r"N x 1 x H x W; got shape \(4, 784\)"):
+        model(torch.rand(4, 784))
+    with pytest.raises(ValueError, match="in_channels=3"):
+        model(torch.rand(4, 3, 28, 28))
+
+
+@pytest.mark.parametrize("level", [float("nan"), float("inf"), -0.1])
+def test_corruption_levels_must_be_finite_and_non_negative(level):
+    from aelab.corrupt import corrupt, gaussian_noise
+
+    X = torch.rand(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        gaussian_noise(X, level)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        corrupt(X, "big_block", level)
