@@ -78,3 +78,32 @@ def test_lab_adds_allow_root_only_for_root():
     assert "--allow-root" not in lab_command([], root=False)
     assert lab_command(["--allow-root"], root=True).count("--allow-root") == 1
     assert "--ServerApp.root_dir=" in " ".join(lab_command([], root=False))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="checks the root path: run the tests as root (as CI does)")
+def test_lab_as_root_answers_http_on_its_port(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AELAB_OFFLINE": "1", "JUPYTER_RUNTIME_DIR": str(tmp_path)}
+    lab = subprocess.Popen([aelab_command(), "lab", "--profile", "fast", "--no-browser",
+                            f"--port={port}", "--ServerApp.ip=127.0.0.1",
+                            "--IdentityProvider.token="], cwd=tmp_path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        status, deadline = None, time.monotonic() + 90
+        while status is None and time.monotonic() < deadline and lab.poll() is None:
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab",
+                                                timeout=5).status
+            except OSError:
+                time.sleep(1)
+        assert status == 200, f"no answer on port {port} (exit code {lab.poll()})"
+    finally:
+        lab.terminate()
+        lab.wait(timeout=30)
