@@ -25,7 +25,7 @@ from torch import nn
 
 from aelab.splits import Loader, to_float
 from aelab.utils import (atomic_save, cache_path, fingerprint, get_device, progress,
-                         training_device)
+                         training_device, unreadable)
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -152,8 +152,7 @@ def load_fitted(model: nn.Module, key: dict, device) -> History | None:
         saved = torch.load(path, weights_only=True)
         model.load_state_dict(saved["state"])
     except Exception as err:  # noqa: BLE001 - an unreadable entry is retrained
-        print(f"aelab: cache entry {path.name} is unreadable ({type(err).__name__}); "
-              "training again", flush=True)
+        print(unreadable(path, err), flush=True)
         return None
     model.to(device, memory_format=torch.channels_last).eval()
     history = History.from_dict(saved["history"])

@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 import platform
 import random
 import sys
@@ -228,6 +229,16 @@ def _describe(obj, seen: set):
     return repr(obj)
 
 
+def unreadable(path: Path, err: Exception) -> str:
+    """Why a cache file cannot be used, in one line."""
+    if isinstance(err, pickle.UnpicklingError):  # weights_only=True said no
+        return (f"aelab: cache file {path.name} was refused: it holds Python objects, "
+                "not plain tensors and numbers (a pickle payload?), and was not run; "
+                "recomputing it")
+    return (f"aelab: cache file {path.name} is unreadable ({type(err).__name__}); "
+            "recomputing it")
+
+
 def cache_dir() -> Path:
     """AELAB_CACHE, else ~/.cache/aelab. Created on first use."""
     root = os.environ.get("AELAB_CACHE") or Path.home() / ".cache" / "aelab"
@@ -281,8 +292,7 @@ def cached(config: dict, compute, *, kind: str = "run", refresh: bool = False):
         try:
             return torch.load(path, weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unreadable file is recomputed
-            print(f"aelab: cache file {path.name} is unreadable ({type(err).__name__}); "
-                  "recomputing it", flush=True)
+            print(unreadable(path, err), flush=True)
     result = compute()
     atomic_save(result, path)
     return result

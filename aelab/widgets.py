@@ -16,9 +16,16 @@ from aelab.corrupt import corrupt
 
 
 def _redraw(out: W.Output, draw) -> None:
+    """Draw into `out`. An error in draw shows as one line there, and the
+    widget keeps working: the next move draws again."""
     with out:
         out.clear_output(wait=True)
-        fig = draw()
+        try:
+            fig = draw()
+        except Exception as err:  # noqa: BLE001 - a callback must not kill the widget
+            plt.close("all")
+            print(f"{type(err).__name__}: {err}".splitlines()[0])
+            return
         display(fig)
         plt.close(fig)
 
