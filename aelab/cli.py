@@ -44,7 +44,8 @@ def cmd_run(args, extra) -> int:
             print(f"  {name:<14} lessons/{path.name}")
         return 0 if args.list else 2
     try:
-        runner.run(args.lesson, profile=args.profile, out=args.out)
+        runner.run(args.lesson, profile=args.profile, out=args.out,
+                   timeout=args.timeout)
     except runner.LessonError as err:
         print(f"aelab run: {err}", file=sys.stderr)
         return 1
@@ -108,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
     run.add_argument("--out", default="out",
                      help="folder for the executed notebook, figures and tables")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="stop a cell that runs longer than this many seconds")
     run.set_defaults(func=cmd_run)
 
     student = sub.add_parser("student", help="student copies: solution cells removed")

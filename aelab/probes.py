@@ -185,14 +185,13 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
                  head: str = "linear", num_classes: int | None = None,
                  num_steps: int | None = None, lr: float | None = None,
                  weight_decay: float = 1e-3, scale: str = "global", seed: int = 0,
-                 hidden: tuple | None = None, device=None,
-                 quiet: bool = True) -> Probes:
+                 device=None, quiet: bool = True) -> Probes:
     """One head per index set in `subsets`, all trained together, full batch,
     with Adam, on the frozen features F (N, D) of the labeled pool, labels y.
 
     head: "linear" (multinomial logistic regression; defaults 300 steps, lr
     0.05) or "mlp" (3 fully connected layers, 256 hidden ReLU units; defaults
-    500 steps, lr 1e-3; `hidden` sets other widths). Features are centred with the mean of all of F (no
+    500 steps, lr 1e-3). Features are centred with the mean of all of F (no
     labels are used) and divided by one global std (scale="global": keeps the
     features' geometry) or each feature's own (scale="feature": whitens, which
     inflates near-constant directions). weight_decay is an L2 penalty on the
@@ -217,8 +216,7 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
     mean = F.mean(0)
     std = (F.std() if scale == "global" else F.std(0)).clamp_min(1e-6)
     Fz = (F - mean) / std
-    sizes = [F.shape[1], *(HEADS[head] if hidden is None or head == "linear"
-                           else hidden), C]
+    sizes = [F.shape[1], *HEADS[head], C]
     generator = torch.Generator().manual_seed(seed)
     trained = [None] * len(subsets)
     # Heads with subsets of equal size train as one batched op on their own rows

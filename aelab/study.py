@@ -88,9 +88,9 @@ class Results:
 
     def winners(self) -> list[dict]:
         """Per budget, the method with the best mean and the runner-up."""
-        out = []
+        out, table = [], self.table()
         for n in self.budgets():
-            means = {r["method"]: r["mean"] for r in self.table() if r["budget"] == n}
+            means = {r["method"]: r["mean"] for r in table if r["budget"] == n}
             ranked = sorted(means, key=means.get, reverse=True)
             out.append(dict(budget=n, best=ranked[0], mean=means[ranked[0]],
                             runner_up=ranked[1] if len(ranked) > 1 else None,

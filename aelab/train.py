@@ -190,7 +190,8 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         raise ValueError(f"need num_epochs >= 0, lr > 0 and batch_size >= 1; got "
                          f"{num_epochs}, {lr}, {batch_size}")
     device = training_device(device)
-    if cache:
+    key = None
+    if cache:  # the key holds the initial weights: take it before training
         key = fit_key(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
                       batch_size=batch_size, optimizer=optimizer,
                       weight_decay=weight_decay, test_data=test_data,
@@ -199,13 +200,6 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         history = load_fitted(model, key, device)
         if history is not None:
             return history
-        history = fit(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
-                      batch_size=batch_size, optimizer=optimizer,
-                      weight_decay=weight_decay, test_data=test_data, metrics=metrics,
-                      clip_grad=clip_grad, device=device, seed=seed, quiet=quiet,
-                      desc=desc, callback=callback, watch=watch)
-        save_fitted(model, key, history)
-        return history
     torch.manual_seed(seed)
     loader = as_loader(data, batch_size=batch_size, shuffle=True, device=device, seed=seed)
     if loader.num_samples == 0:
@@ -265,4 +259,6 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         bar.close()
         history.seconds = time.perf_counter() - start
         model.eval()
+    if key is not None:
+        save_fitted(model, key, history)
     return history

@@ -33,9 +33,13 @@ class _LineProgress:
     instead of a redrawn bar. Written to the process's real stderr, which
     `aelab run` forwards to the terminal."""
 
-    def __init__(self, total=None, desc="", initial=0, **_):
-        self.total, self.desc, self.n = total, desc, initial
-        self.postfix, self.start = {}, time.perf_counter()
+    def __init__(self, iterable=None, *, total=None, desc="", initial=0,
+                 disable=False, **_):
+        self.iterable, self.total, self.desc, self.n = iterable, total, desc, initial
+        self.disable, self.postfix, self.start = disable, {}, time.perf_counter()
+
+    def __iter__(self):
+        yield from self.iterable or ()
 
     def update(self, n=1):
         self.n += n
@@ -44,28 +48,22 @@ class _LineProgress:
         self.postfix = kw
 
     def close(self):
+        if self.disable:
+            return
         done = f"{self.n}/{self.total}" if self.total else str(self.n)
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
-        stream = sys.__stderr__ or sys.stderr
         print(f"    {self.desc}: {done} in {time.perf_counter() - self.start:.0f} s"
-              f"{extra}", file=stream, flush=True)
-
-    def __iter__(self):  # for progress(iterable)
-        yield from self.iterable
+              f"{extra}", file=sys.__stderr__ or sys.stderr, flush=True)
 
 
-def progress(iterable=None, *, disable: bool = False, **kwargs):
+def progress(iterable=None, **kwargs):
     """tqdm.auto's bar (a widget in notebooks), or with AELAB_PROGRESS=lines
     (what `aelab run` sets) one line per finished bar."""
+    if os.environ.get("AELAB_PROGRESS") == "lines":
+        return _LineProgress(iterable, **kwargs)
     from tqdm.auto import tqdm
 
-    if os.environ.get("AELAB_PROGRESS") == "lines":
-        bar = _LineProgress(**kwargs)
-        if disable:
-            bar.close = lambda: None
-        bar.iterable = iterable if iterable is not None else ()
-        return bar
-    return tqdm(iterable, disable=disable, **kwargs)
+    return tqdm(iterable, **kwargs)
 
 
 def say_once(key: str, message: str) -> None:

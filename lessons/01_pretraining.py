@@ -382,6 +382,8 @@ check_freeze(freeze)
 # %% tags=["nbval-ignore-output"]
 check_freeze(freeze).require()  # stop here if Exercise 2 is not done
 pixels = lambda X: aelab.splits.to_float(X).flatten(1)  # noqa: E731
+BASELINES = {"pixels (logistic)": (pixels(X_pool), pixels(test.X)),  # seed-free
+             "PCA (logistic)": pca(X_pool, X_pool, test.X, k=196)}
 rows, predictions = [], {}  # predictions[method, budget]: seed-0 test predictions
 for seed in SEEDS:
     subsets = [aelab.make_splits(y_pool, seed=seed).labeled(n) for n in BUDGETS]
@@ -391,9 +393,7 @@ for seed in SEEDS:
                      for name in AUTOENCODERS})
     features = {name: (frozen_features(freeze(enc), X_pool),
                        frozen_features(enc, test.X)) for name, enc in encoders.items()}
-    features["pixels (logistic)"] = (pixels(X_pool), pixels(test.X))
-    features["PCA (logistic)"] = pca(X_pool, X_pool, test.X, k=196)
-    for method, (F_pool, F_test) in features.items():
+    for method, (F_pool, F_test) in {**features, **BASELINES}.items():
         heads = train_probes(F_pool, y_pool, subsets, num_classes=10, seed=seed)
         for n, y_hat in zip(BUDGETS, heads.predict(F_test)):
             rows.append(dict(method=method, budget=n, seed=seed,
@@ -543,7 +543,8 @@ def record_grad_norm(model, epoch, history):  # the gradient of the epoch's last
 
 # %% tags=["nbval-ignore-output"]
 idx = aelab.make_splits(y_pool, seed=0).labeled(min(500, len(pool)))
-encoder = freeze(copy.deepcopy(pretrained["sparse AE (L1 activations)", SEEDS[0]][0].encoder))
+sparse_ae = pretrained["sparse AE (L1 activations)", SEEDS[0]][0]
+encoder = freeze(copy.deepcopy(sparse_ae.encoder))
 demo = {}
 for label, softmax, clip in [("logits -> cross-entropy", False, None),
                              ("softmax -> cross-entropy (paper)", True, None),
@@ -583,14 +584,18 @@ for label, h in demo.items():
 # through the same rule. The rules are written here, before looking at the
 # numbers; edit one and re-run this cell (or `aelab run pretraining`) to see
 # what changes. One rule for every arm of a kind: *every* pretrained
-# autoencoder is tested by the same "pretraining helps" rule, and a "beats"
+# autoencoder is tested by the same "pretraining helps" rule, the claims about
+# "the sparse AE" are tested for both sparse AEs (L1 on the activations, as
+# the paper's code did, and on the weights, as its text says), and a "beats"
 # must hold in every seed, not only on average.
 
 # %%
 SPARSE = "sparse AE (L1 activations)"
+SPARSE_AES = {SPARSE: "",  # both readings of "sparse": the code's and the text's
+              "sparse AE (L1 weights)": " (L1 on the weights, as its text says)"}
 CLAIMS = [
-    Claim("a sparse AE's frozen encoder gives above 80% for 160-1000 labels",
-          at_least(SPARSE, 80, budgets=RANGE)),
+    *[Claim("a sparse AE's frozen encoder gives above 80% for 160-1000 labels" + note,
+            at_least(name, 80, budgets=RANGE)) for name, note in SPARSE_AES.items()],
     Claim("the CNN trained from scratch is the best method",
           best("CNN (from scratch)", budgets=RANGE)),
     Claim("a random encoder does surprisingly well (>= 50%, within 15 points of "
@@ -603,8 +608,9 @@ CLAIMS = [
     Claim("pretraining on Fashion-MNIST works for digits as well as on MNIST "
           "(within 2 points of the same sparse AE pretrained on digits)",
           within("Fashion sparse AE", SPARSE, 2, budgets=RANGE)),
-    Claim("the sparse AE is the best pretraining",
-          best(SPARSE, budgets=RANGE, among=list(AUTOENCODERS))),
+    *[Claim("the sparse AE is the best pretraining" + note,
+            best(name, budgets=RANGE, among=list(AUTOENCODERS)))
+      for name, note in SPARSE_AES.items()],
 ]
 paper = Results([dict(method=m, budget=RANGE[0], seed=0, accuracy=v / 100)
                  for m, v in PAPER.items()])  # the paper's Fig. 4 means, as one run

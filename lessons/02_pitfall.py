@@ -143,11 +143,12 @@ CONFIGS["C12"] = dict(widths=(4, 8), activation="sigmoid", pool="avg", init="nor
 if SETTINGS["configs"] < len(CONFIGS):  # the fast profile: a few, both traps kept
     keep = [*list(CONFIGS)[:SETTINGS["configs"] - 2], "C11", "C12"]
     CONFIGS = {k: CONFIGS[k] for k in keep}
+CODE_SIZE = {}  # numbers per code, for a 1x28x28 image
 for name, cfg in CONFIGS.items():
     model = ConvAutoencoder(**cfg)
-    code = model.encode(torch.zeros(1, 1, 28, 28)).numel()
+    CODE_SIZE[name] = model.encode(torch.zeros(1, 1, 28, 28)).numel()
     print(f"{name}: {sum(p.numel() for p in model.parameters()):>5,} parameters, "
-          f"code {code:>4} numbers  {cfg}")
+          f"code {CODE_SIZE[name]:>4} numbers  {cfg}")
 
 # %% [markdown]
 # ## 3 · Phase (a): train every autoencoder to reconstruct
@@ -532,8 +533,6 @@ fig.tight_layout()
 # classes, which links the two through a third cause.
 
 # %%
-CODE_SIZE = {name: ConvAutoencoder(**cfg).encode(torch.zeros(1, 1, 28, 28)).numel()
-             for name, cfg in CONFIGS.items()}
 for ds in DATA:
     sel = [r for r in select(ds, "before", "linear") if not r["stalled"]]
     if len(sel) >= 3:

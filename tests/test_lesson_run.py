@@ -120,7 +120,7 @@ def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_pat
     assert statuses[target] == "NOT REPRODUCED"  # under 80% with 20 labels, fast
     # an instructor lowers the threshold in a copy of the text: the verdict follows
     text = PRETRAINING.read_text()
-    edited = text.replace("at_least(SPARSE, 80,", "at_least(SPARSE, 5,")
+    edited = text.replace("at_least(name, 80,", "at_least(name, 5,")
     assert edited != text
     copy = tmp_path / "lessons" / PRETRAINING.name
     copy.parent.mkdir()
