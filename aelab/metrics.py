@@ -76,8 +76,12 @@ def mse(X, X_hat, reduction: str = "mean"):
 def psnr(X, X_hat, data_range: float = 1.0, reduction: str = "mean"):
     """Peak signal-to-noise ratio per image, 10 log10(range^2 / mse), in dB.
 
-    "mean" averages the per-image PSNRs (inf if any image is reproduced exactly).
+    "mean" averages the per-image PSNRs (inf if any image is reproduced exactly);
+    "pooled" is the PSNR of the mean squared error over all images (finite
+    unless every image is reproduced exactly).
     """
+    if reduction == "pooled":
+        return 10 * math.log10(data_range**2 / max(mse(X, X_hat), 1e-300))
     per_image = 10 * torch.log10(data_range**2 / mse(X, X_hat, reduction="none"))
     return _reduce(per_image, reduction)
 

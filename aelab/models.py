@@ -287,6 +287,10 @@ class SkipAutoencoder(nn.Module):
         internal = tuple(range(2, depth, 2)) if skips else ()
         self.skip_from = internal + ((0,) if input_skip else ())  # a_0 is X
 
+    def extra_repr(self) -> str:
+        # The wiring is no module: put it in repr, so the cache key sees it.
+        return f"skip_from={self.skip_from}"
+
     def features(self, X: torch.Tensor) -> list[torch.Tensor]:
         """Every encoder ReLU output a_1 ... a_depth, for per-layer probes."""
         feats, h = [], X

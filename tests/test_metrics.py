@@ -76,6 +76,17 @@ def test_mse_and_psnr_match_numpy_and_skimage(images):
          for x, h in zip(X, X_hat)]), abs=TOL)
 
 
+def test_pooled_psnr_is_skimage_psnr_of_the_whole_set_and_finite_with_exact_images(
+        images):
+    X, X_hat = images
+    assert metrics.psnr(X, X_hat, reduction="pooled") == pytest.approx(
+        peak_signal_noise_ratio(X.numpy(), X_hat.numpy(), data_range=1.0), abs=TOL)
+    exact = X_hat.clone()
+    exact[0] = X[0]  # one image reproduced exactly: the per-image mean is inf
+    assert metrics.psnr(X, exact) == float("inf")
+    assert np.isfinite(metrics.psnr(X, exact, reduction="pooled"))
+
+
 # ---------------------------------------------------------------- five distances
 def test_euclidean_matches_numpy_and_scipy(images):
     X, X_hat = images

@@ -216,6 +216,20 @@ def test_skips_false_removes_internal_skips_only():
     assert torch.allclose(full(X) - no_input(X), X, atol=1e-6)  # X_hat = out + X
 
 
+def test_skip_wiring_is_part_of_the_cache_key():
+    from aelab.train import fit_key
+
+    def loss_fn(model, batch):
+        return model(batch[0]).mean()
+
+    X = images(2)
+    keys = []
+    for skips in (True, False):
+        torch.manual_seed(0)  # the same weights: only the wiring differs
+        keys.append(fit_key(SkipAutoencoder(skips=skips), (X,), loss_fn))
+    assert keys[0]["model"] != keys[1]["model"]
+
+
 def test_skip_autoencoder_overfits_one_batch():
     torch.manual_seed(0)
     X = images()
