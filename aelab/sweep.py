@@ -1,35 +1,43 @@
-"""Many small models at once: label budgets x seeds x methods.
+"""Many small models at once: label budgets x seeds x methods, many initialisations.
 
-`fit_many(models, datas, loss_fn)` trains model i on datas[i]. How depends on
-the device, measured rather than assumed:
-- "sequential": one `fit` after another. Fastest on a CPU, where a tiny model
-  already fills both cores.
-- "vmap" (CUDA, batch_size < 1024): models of identical structure whose data
-  have equal length are stacked (torch.func.stack_module_state) and trained as
-  ONE vmapped model, so
-  a GPU runs them in one kernel per layer. Adam works element-wise, so one
-  Adam over stacked parameters is exactly M independent Adams; gradient
-  clipping is done per model. Each model sees the same batch order as in the
-  sequential path (same per-model seed), so both give the same results.
+`fit_many(models, datas, loss_fn)` trains model i on datas[i] and records for
+each what `fit` records, epoch by epoch (train loss, test loss, metrics, watched
+outputs; the stalled flag follows from the train loss). How depends on the
+models and the device, measured rather than assumed (benchmarks/RESULTS.md):
+- "sequential": one `fit` after another. On a CPU, for convolutional models.
+- "batched" (CPU, models whose only weighted layers are nn.Linear, all of one
+  architecture): the M models' weights are stacked as [M, in, out]
+  (aelab.batched) and each layer of all M runs as one batched matmul.
+- "vmap" (CUDA, batch_size < 1024): any models of identical structure, stacked
+  with torch.func.stack_module_state and run as ONE vmapped model.
+In the two stacked strategies one optimizer steps the stacked tensors: Adam and
+SGD work element by element, so that is exactly M independent optimizers;
+gradient clipping is done per model (weight decay is element-wise already).
+Each model sees the batch order it would see in `fit` (same per-model seed),
+so all strategies train the same models, to float rounding. Models are stacked
+in chunks of at most `chunk`, so Ctrl-C keeps every finished chunk cached.
 
 (Heads on frozen features, trained many at once, are in aelab.probes.)
 """
 from __future__ import annotations
 
 import copy
+import functools
+import math
 import time
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from aelab import batched
 from aelab.splits import to_float
-from aelab.train import (History, autocast, fit, fit_key, load_fitted,
-                         make_optimizer, save_fitted)
+from aelab.train import (History, autocast, evaluate, fit, fit_key, load_fitted,
+                         make_optimizer, predict, save_fitted)
 from aelab.utils import progress, training_device
 
-
 VMAP_MAX_BATCH = 1024
+STRATEGIES = ("auto", "sequential", "batched", "vmap")
 
 
 class _Objective(nn.Module):
@@ -44,138 +52,264 @@ class _Objective(nn.Module):
         return self.loss_fn(self.model, batch)
 
 
-def _signature(model: nn.Module, n: int):
-    shapes = tuple((k, tuple(v.shape), v.requires_grad) for k, v in model.named_parameters())
-    return (type(model).__name__, shapes, n)
+def _tuple(data):
+    return (data,) if torch.is_tensor(data) else tuple(data)
 
 
-def _vmappable(model: nn.Module) -> bool:
-    # BatchNorm's in-place running-statistics update cannot run under vmap.
-    return not any(True for _ in model.buffers())
+def _choose(strategy, models, device, batch_size) -> str:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: use one of "
+                         f"{', '.join(STRATEGIES)}")
+    why_not = next(filter(None, map(batched.batchable, models)), "")
+    if strategy == "batched" and why_not:
+        raise ValueError(f"strategy='batched' cannot stack these models: {why_not}; "
+                         "use strategy='sequential'")
+    if strategy != "auto":
+        return strategy
+    if device.type == "cuda" and batch_size < VMAP_MAX_BATCH:
+        # Measured on an H100 with the barletta AE: 64 models at batch 64, vmap
+        # 268k vs sequential 14k images/s; 16 models at batch 4096, vmap 347k vs
+        # sequential 679k. Big batches already fill the GPU one model at a time.
+        return "vmap"
+    if device.type == "cpu" and not why_not and len(models) > 1 and batch_size <= 256:
+        # Measured on 2 shared CPU cores, 20 MLPs 784-128-128-10 at batch 64, one
+        # epoch of 4,000 images: 1.4-1.9x faster than one fit after another with
+        # 1 torch thread, 2.9-10x with 2 (benchmarks/RESULTS.md).
+        return "batched"
+    return "sequential"
 
 
 def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
              num_epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
              optimizer: str = "adam", weight_decay: float = 0.0,
-             clip_grad: float | None = None, seeds: list | None = None, device=None,
-             quiet: bool = False, desc: str = "models",
-             cache: bool = False) -> list[History]:
+             clip_grad: float | None = None, seeds: list | None = None,
+             test_data=None, eval_data: dict | None = None,
+             metrics: dict | None = None, watch=None, callback=None, device=None,
+             quiet: bool = False, desc: str = "models", cache: bool = False,
+             chunk: int = 32) -> list[History]:
     """Train models[i] on datas[i] (a tuple of tensors) with the same objective.
 
+    test_data: one dataset for every model, or a list with one per model; its
+        loss_fn after every epoch goes into history.test_loss, as in `fit`.
+    eval_data: {name: dataset (or a list, one per model)}: the mean loss_fn on
+        it after every epoch, in history.metrics[name] (e.g. the training set,
+        measured after the epoch rather than averaged during it).
+    metrics, watch, callback: as in `fit`, for every model after every epoch.
     cache: as in `fit`, per model: models whose exact run finished before are
-    loaded, the others trained and stored. Ctrl-C stops the whole sweep (the
-    models that finished stay cached, so a rerun resumes) and re-raises.
+        loaded, the others trained and stored. Ctrl-C stops the whole sweep
+        (the models that finished stay cached, so a rerun resumes) and re-raises.
+    chunk: at most this many models are stacked into one run.
     """
     if len(models) != len(datas):
         raise ValueError(f"fit_many needs one dataset per model: got {len(models)} "
                          f"models and {len(datas)} datasets")
+    evals = {"": test_data, **(eval_data or {})}  # "" is the test set
+    for name, data in evals.items():
+        if isinstance(data, list) and len(data) != len(models):
+            raise ValueError(f"{name or 'test_data'} as a list needs one dataset per "
+                             f"model: got {len(data)} for {len(models)} models")
+    evals = {k: v if isinstance(v, list) else [v] * len(models)
+             for k, v in evals.items() if v is not None}
     device = training_device(device)
+    strategy = _choose(strategy, models, device, batch_size)
     seeds = list(seeds) if seeds is not None else list(range(len(models)))
-    if strategy == "auto":
-        # Measured on an H100 with the barletta AE: 64 models at batch 64, vmap
-        # 268k vs sequential 14k images/s; 16 models at batch 4096, vmap 347k vs
-        # sequential 679k. Big batches already fill the GPU one model at a time.
-        vmap_wins = device.type == "cuda" and batch_size < VMAP_MAX_BATCH
-        strategy = "vmap" if vmap_wins else "sequential"
-    if strategy not in ("sequential", "vmap"):
-        raise ValueError(f"unknown strategy {strategy!r}: use 'auto', 'sequential' or 'vmap'")
+    datas = [_tuple(d) for d in datas]
     kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
               weight_decay=weight_decay, clip_grad=clip_grad, device=device)
     histories: list = [None] * len(models)
-    keys: dict = {}
-    groups: dict = {}
-    datas = [(d,) if torch.is_tensor(d) else tuple(d) for d in datas]
+    keys, groups = {}, {}
     for i, (m, d) in enumerate(zip(models, datas)):
-        if cache and strategy == "vmap":
-            keys[i] = fit_key(m, d, loss_fn, seed=seeds[i], strategy="vmap", **kw)
-            histories[i] = load_fitted(m, keys[i], device)
-            if histories[i] is not None:
-                continue
-        key = _signature(m, len(d[0])) if strategy == "vmap" and _vmappable(m) else i
+        mine = {k: v[i] for k, v in evals.items()}
+        if strategy != "sequential":
+            if cache:
+                keys[i] = fit_key(m, d, loss_fn, seed=seeds[i], strategy=strategy,
+                                  evals=mine, metrics=metrics, watch=watch, **kw)
+                histories[i] = load_fitted(m, keys[i], device)
+                if histories[i] is not None:
+                    continue
+            if strategy == "vmap" and any(True for _ in m.buffers()):
+                key = i  # BatchNorm's running statistics cannot update under vmap
+            else:
+                key = (batched.signature(m), len(d[0]),
+                       tuple(len(_tuple(v)[0]) for v in mine.values()))
+        else:
+            key = i
         groups.setdefault(key, []).append(i)
-    bar = progress(total=len(models), initial=len(models) - sum(map(len, groups.values())),
-               desc=desc, disable=quiet, unit="model")
+    todo = [idx[k:k + chunk] for idx in groups.values()
+            for k in range(0, len(idx), chunk)]
+    bar = progress(total=len(models), initial=len(models) - sum(map(len, todo)),
+                   desc=desc, disable=quiet, unit="model")
     try:
-        for idx in groups.values():
+        for idx in todo:
             if len(idx) == 1 or strategy == "sequential":
                 for i in idx:
-                    histories[i] = fit(models[i], datas[i], loss_fn, seed=seeds[i],
-                                       quiet=True, cache=cache and i not in keys, **kw)
-                    if histories[i].stopped == "interrupted":
-                        raise KeyboardInterrupt
+                    histories[i] = _fit_one(models[i], datas[i], loss_fn, seeds[i],
+                                            {k: v[i] for k, v in evals.items()},
+                                            metrics, watch, callback,
+                                            cache and i not in keys, kw)
                     if i in keys:
                         save_fitted(models[i], keys[i], histories[i])
+                    if histories[i].stopped == "interrupted":
+                        raise KeyboardInterrupt
                     bar.update()
-            else:
-                hs = _fit_vmap([models[i] for i in idx], [datas[i] for i in idx],
-                               loss_fn, [seeds[i] for i in idx], **kw)
-                for i, h in zip(idx, hs):
-                    histories[i] = h
-                    if i in keys:
-                        save_fitted(models[i], keys[i], h)
-                bar.update(len(idx))
+                continue
+            hs = _fit_stacked([models[i] for i in idx], [datas[i] for i in idx],
+                              loss_fn, [seeds[i] for i in idx],
+                              {k: [v[i] for i in idx] for k, v in evals.items()},
+                              layout=strategy, metrics=metrics, watch=watch,
+                              callback=callback, desc=desc, **kw)
+            for i, h in zip(idx, hs):
+                histories[i] = h
+                if i in keys:
+                    save_fitted(models[i], keys[i], h)
+            if any(h.stopped == "interrupted" for h in hs):
+                raise KeyboardInterrupt
+            bar.update(len(idx))
     finally:
         bar.close()
     return histories
 
 
-def _fit_vmap(models, datas, loss_fn, seeds, *, num_epochs, lr, batch_size, optimizer,
-              weight_decay, clip_grad, device):
-    m_count, n = len(models), len(datas[0][0])
+def _loss_on(model, *, data, loss_fn):
+    return evaluate(model, data, loss_fn)
+
+
+def _fit_one(model, data, loss_fn, seed, evals, metrics, watch, callback, cache, kw):
+    """One `fit`, with eval_data passed as metrics (the same numbers)."""
+    extra = {k: functools.partial(_loss_on, data=v, loss_fn=loss_fn)
+             for k, v in evals.items() if k}
+    return fit(model, data, loss_fn, seed=seed, test_data=evals.get(""),
+               metrics={**extra, **metrics} if extra and metrics else extra or metrics,
+               watch=watch, callback=callback, quiet=True, cache=cache, **kw)
+
+
+def _stack(models, layout):
+    """(base module on the meta device, {name: [M, ...]}, unstack(i) -> state)."""
+    if layout == "batched":
+        base, params = batched.batched_copy(models[0]), batched.stack(models)
+        return base, params, lambda i: batched.unstack(params, i, models[0])
+    base, (params, _) = copy.deepcopy(models[0]), stack_module_state(models)
+    return base, params, lambda i: {k: v[i].detach().clone() for k, v in params.items()}
+
+
+def _fit_stacked(models, datas, loss_fn, seeds, evals, *, layout, num_epochs, lr,
+                 batch_size, optimizer, weight_decay, clip_grad, device, metrics,
+                 watch, callback, desc):
+    m_count = len(models)
     for m in models:
         m.to(device)
-    params, buffers = stack_module_state(models)
-    trainable = {k: v for k, v in params.items()
-                 if models[0].get_parameter(k).requires_grad}
+    base, params, unstack = _stack(models, layout)
+    trainable = {k: v for k, v in params.items() if v.requires_grad}
     frozen = {k: v.detach() for k, v in params.items() if k not in trainable}
-    base = copy.deepcopy(models[0]).to("meta")
-    objective = _Objective(base, loss_fn)
-    data = [torch.stack([d[j] for d in datas]).to(device) for j in range(len(datas[0]))]
+    objective = _Objective(base.to("meta"), loss_fn)
+    data = batched.PerModelData(datas, device)
+    evals = {k: [t.to(device) for t in _tuple(v[0])] if all(t is v[0] for t in v)
+             else batched.PerModelData([_tuple(t) for t in v], device)
+             for k, v in evals.items()}
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    opt = make_optimizer(optimizer, list(trainable.values()), lr, weight_decay)
+    fused = device.type in ("cpu", "cuda") or None
+    opt = make_optimizer(optimizer, list(trainable.values()), lr, weight_decay,
+                         fused=fused)
 
     def one(p, *batch):
-        return functional_call(objective, {f"model.{k}": v for k, v in p.items()}, batch)
+        named = {f"model.{k}": v for k, v in p.items()}
+        return functional_call(objective, named, batch)
 
     # Every parameter is mapped over (models may carry different frozen encoders);
     # only the trainable ones get gradients.
-    step = vmap(one, in_dims=(0,) + (0,) * len(data), randomness="different")
-    histories = [History() for _ in models]
-    rows = torch.arange(m_count, device=device)[:, None]
-    start = time.perf_counter()
-    for m in models:
-        m.train()
-    base.train()
-    for _ in range(num_epochs):
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-        total = torch.zeros(m_count, device=device)
-        for s in range(0, n, batch_size):
-            idx = perms[:, s:s + batch_size]
-            batch = [to_float(t[rows, idx].flatten(0, 1)).unflatten(0, idx.shape)
-                     if t.dtype == torch.uint8 else t[rows, idx] for t in data]
-            with autocast(device):
-                losses = step({**trainable, **frozen}, *batch)
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # models are independent: grads do not mix
-            if clip_grad is not None:
-                _clip_per_model(list(trainable.values()), clip_grad)
-            opt.step()
-            total += losses.detach().float() * idx.shape[1]
-        for h, loss in zip(histories, (total / n).tolist()):
-            h.train_loss.append(loss)
-            h.num_images += n
+    step = vmap(one, randomness="different")
+    names = [k for k in evals if k] + list(metrics or {})
+    histories = [History(metrics={k: [] for k in names}) for _ in models]
+    alive = list(range(m_count))  # the models that have not diverged
+    n, start = data.n, time.perf_counter()
+
+    def load(i):
+        models[i].load_state_dict(unstack(i), strict=False)
+        models[i].eval()
+
+    epoch = 0
+    try:
+        for epoch in range(num_epochs):
+            base.train()
+            perms = torch.stack([torch.randperm(n, generator=g) for g in gens])
+            perms, total = perms.to(device), torch.zeros(m_count, device=device)
+            for s in range(0, n, batch_size):
+                idx = perms[:, s:s + batch_size]
+                with autocast(device):
+                    losses = step({**trainable, **frozen}, *data.batch(idx))
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()  # models are independent: grads do not mix
+                if clip_grad is not None:
+                    batched.clip_per_model(list(trainable.values()), clip_grad)
+                opt.step()
+                total += losses.detach().float() * idx.shape[1]
+            train_loss = (total / n).tolist()  # the one sync of the epoch
+            measured = {k: _evaluate(one, {**trainable, **frozen}, v, base, device)
+                        for k, v in evals.items()}
+            for i in list(alive):
+                h = histories[i]
+                h.train_loss.append(train_loss[i])
+                h.num_images += n
+                if not math.isfinite(train_loss[i]):
+                    h.stopped = "diverged"
+                    h.message = (f"{desc}, model {i}: the loss became {train_loss[i]} "
+                                 f"in epoch {epoch + 1}; it stopped there. Lower lr "
+                                 f"(now {lr}), set clip_grad=1.0, or check the inputs")
+                    print(h.message, flush=True)
+                    load(i)
+                    alive.remove(i)
+                    continue
+                for k, losses in measured.items():
+                    (h.metrics[k] if k else h.test_loss).append(losses[i])
+                if metrics or watch is not None or callback is not None:
+                    load(i)
+                    _after_epoch(models[i], h, epoch, metrics, watch, callback, device)
+            if not alive:
+                break
+    except KeyboardInterrupt:
+        for h in (histories[i] for i in alive):
+            h.stopped = "interrupted"
+            h.message = (f"{desc}: interrupted in epoch {epoch + 1} of {num_epochs}; "
+                         "the partial histories are returned")
+        print(histories[alive[0]].message, flush=True)
     seconds = time.perf_counter() - start
-    for i, (m, h) in enumerate(zip(models, histories)):
-        state = {k: v[i].detach().clone() for k, v in params.items()}
-        m.load_state_dict(state, strict=False)
-        m.eval()
+    for i in alive:
+        load(i)
+    for h in histories:
         h.seconds = seconds / m_count
     return histories
 
 
-def _clip_per_model(stacked: list, max_norm: float) -> None:
-    grads = [p.grad for p in stacked if p.grad is not None]
-    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+@torch.no_grad()
+def _evaluate(one, params, test, base, device, batch_size=1024) -> list:
+    """Each model's mean loss on its test data (eval mode), as `evaluate` does:
+    `test` is one list of tensors for every model, or a PerModelData."""
+    base.eval()
+    shared = not isinstance(test, batched.PerModelData)
+    n = len(test[0]) if shared else test.n
+    total = 0.0
+    for s in range(0, n, batch_size):
+        if shared:
+            batch = [to_float(t[s:s + batch_size]) if t.dtype == torch.uint8
+                     else t[s:s + batch_size] for t in test]
+            size = len(batch[0])
+        else:
+            idx = torch.arange(s, min(s + batch_size, n), device=device)
+            batch = test.batch(idx.expand(len(test.offset), -1))
+            size = len(idx)
+        in_dims = (0,) + ((None,) if shared else (0,)) * len(batch)
+        with autocast(device):
+            losses = vmap(one, in_dims=in_dims, randomness="different")(params, *batch)
+        total = total + losses.float() * size
+    base.train()
+    return (total / n).tolist()
+
+
+def _after_epoch(model, history, epoch, metrics, watch, callback, device):
+    """What `fit` does after an epoch for one model: metrics, watch, callback."""
+    for name, fn in (metrics or {}).items():
+        history.metrics[name].append(float(fn(model)))
+    if watch is not None:
+        history.outputs.append(predict(model, watch, device=device))
+    if callback is not None:
+        callback(model, epoch, history)
