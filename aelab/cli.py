@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from aelab import runner
@@ -17,11 +20,54 @@ def lessons_dir() -> Path:
         sys.exit(f"aelab: {err}, then run `aelab lab` again")
 
 
-def lab_command(extra, *, root: bool) -> list[str]:
+# What `aelab lab` adds to JupyterLab's settings, as the lowest-priority
+# defaults (a user's own settings still win). JupyterLab 4 opens a .py file in
+# the text editor on a double-click; jupytext's viewer opens a lesson's .py as
+# the notebook it is. binder/postBuild installs the same file.
+LAB_OVERRIDES = Path(__file__).with_name("lab-overrides.json")
+LAB_EXTRA = 'pip install "aelab[lab]"  (in a clone: pip install -e ".[lab]")'
+
+
+def missing_lab_modules() -> list[str]:
+    """The modules `aelab lab` needs that are not installed (the `lab` extra)."""
+    from importlib.util import find_spec
+
+    return [m for m in ("jupyterlab", "jupytext", "ipykernel") if find_spec(m) is None]
+
+
+def lab_settings_dir(into: Path) -> Path:
+    """JupyterLab's application settings folder copied into `into`, with
+    LAB_OVERRIDES merged under its overrides.json; the path to pass as
+    --LabApp.app_settings_dir (JupyterLab reads its overrides from there)."""
+    from jupyterlab.commands import get_app_dir
+
+    app_dir = Path(get_app_dir())
+    settings = into / "settings"
+    if (app_dir / "settings").is_dir():
+        shutil.copytree(app_dir / "settings", settings, dirs_exist_ok=True)
+    settings.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(LAB_OVERRIDES.read_text())
+    theirs = settings / "overrides.json"
+    for plugin, values in (json.loads(theirs.read_text()) if theirs.exists()
+                           else {}).items():
+        merged.setdefault(plugin, {}).update(values)
+    theirs.write_text(json.dumps(merged, indent=2))
+    try:  # JupyterLab looks for the built app's metadata beside the settings
+        (into / "static").symlink_to(app_dir / "static", target_is_directory=True)
+    except OSError:
+        pass
+    return settings
+
+
+def lab_command(extra, *, root: bool, settings_dir: Path | None = None,
+                root_dir: Path | None = None) -> list[str]:
     """The JupyterLab command line. As root (a container's default user)
     JupyterLab refuses to start without --allow-root, so it is added there."""
-    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons_dir()}",
-           *extra]
+    cmd = [sys.executable, "-m", "jupyterlab",
+           f"--ServerApp.root_dir={root_dir or lessons_dir()}"]
+    if settings_dir is not None:
+        cmd.append(f"--LabApp.app_settings_dir={settings_dir}")
+    cmd += extra
     if root and "--allow-root" not in extra:
         cmd.append("--allow-root")
     return cmd
@@ -29,12 +75,18 @@ def lab_command(extra, *, root: bool) -> list[str]:
 
 def cmd_lab(args, extra) -> int:
     """JupyterLab on lessons/, with the chosen profile exported to the kernels."""
+    missing = missing_lab_modules()
+    if missing:
+        print(f"aelab lab needs {', '.join(missing)}: {LAB_EXTRA}", file=sys.stderr)
+        return 1
     os.environ["AELAB_PROFILE"] = args.profile
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     print(f"aelab: opening JupyterLab on {lessons_dir()} (profile {args.profile}); "
           "start with 00_tour" + ("; running as root, so with --allow-root" if root
                                   else ""), flush=True)
-    return subprocess.call(lab_command(extra, root=root))
+    with tempfile.TemporaryDirectory(prefix="aelab-lab-") as tmp:
+        settings = lab_settings_dir(Path(tmp))
+        return subprocess.call(lab_command(extra, root=root, settings_dir=settings))
 
 
 def cmd_run(args, extra) -> int:
