@@ -101,7 +101,7 @@ SETTINGS = {
                       dec_epochs=8,
                       budgets=(100, 300, 1000), seeds=(0, 1, 2), ft_steps=150),
     "paper": dict(datasets=("mnist", "fashion_mnist", "cifar10"), pool_size=None,
-                  num_test=10000, width=32, depth=6, ae_epochs=60, sup_epochs=30,
+                  num_test=10000, width=32, depth=4, ae_epochs=60, sup_epochs=30,
                   probe_labels=4000, probe_steps=300, dec_images=10000,
                   dec_epochs=10,
                   budgets=(100, 1000, 4000), seeds=(0, 1, 2, 3, 4), ft_steps=2000),
@@ -302,15 +302,20 @@ STALLED = {}
 for (ds, name, seed), model in NETS.items():
     d = DATA[ds]
     if name == "supervised":
-        health = metrics.check_classifier(d["y_test"], aelab.predict(model, d["X_test"]))
+        y_hat = aelab.predict(model, d["X_test"])
+        health = metrics.check_classifier(d["y_test"], y_hat)
     else:
         torch.manual_seed(seed)
         X_clean = to_float(d["X_test"])
         health = metrics.check_reconstruction(
             X_clean, aelab.predict(model, corrupt(X_clean, *CORRUPTION)))
     STALLED[ds, name, seed] = not health.ok
-    print(f"{ds:<13} {name:<10} seed {seed}: {health.message[:80]}")
-print(f"\n{sum(STALLED.values())} of {len(STALLED)} networks stalled.")
+    h = HISTORY[ds, name, seed].train_loss
+    drop = 1 - h[-1] / h[-2] if len(h) > 1 else 0.0
+    print(f"{ds:<13} {name:<10} seed {seed}: {health.message.split(':')[0]}; last "
+          f"epoch -{100 * drop:.1f}%")
+print(f"\n{sum(STALLED.values())} of {len(STALLED)} networks stalled. A loss still "
+      "falling in the last epoch means not converged: more epochs would help.")
 fig = plot.history_panels(
     {f"{ds} {name}": h for (ds, name, seed), h in HISTORY.items()
      if seed == SETTINGS["seeds"][0] and name != "supervised"},
@@ -323,7 +328,7 @@ fig = plot.history_panels(
 # Denoising PSNR (dB, higher is better: 10 log10(1 / MSE), the MSE over all
 # test images), mean over seeds,
 # for both autoencoders, over kinds and levels of corruption. They were
-# trained on one (marked ←); the others show how far the skill carries.
+# trained on one (marked <-); the others show how far the skill carries.
 # "input" is the corrupted image itself: the score of doing nothing.
 
 # %%
@@ -346,17 +351,21 @@ for (ds, name, seed), model in NETS.items():
     for kind, levels in LEVELS.items():
         for level in levels:
             X_test = DATA[ds]["X_test"]
-            PSNR[ds, name, seed, kind, level] = denoising_psnr(model, X_test, kind, level)
+            PSNR[ds, name, seed, kind, level] = denoising_psnr(model, X_test, kind,
+                                                               level)
             PSNR[ds, "input", seed, kind, level] = denoising_psnr(None, X_test, kind,
                                                                   level)
-lines = [f"{'denoising PSNR (dB)':<22}" + "".join(
-    f"{k[:8]} {v:<5}" for k, levels in LEVELS.items() for v in levels)]
-for ds in DATA:
-    for name in ("input", "no skips", "skips"):
-        cells = [np.mean([PSNR[ds, name, s, k, v] for s in SETTINGS["seeds"]])
-                 for k, levels in LEVELS.items() for v in levels]
-        lines.append(f"{ds[:12]:<12} {name:<9}" + "".join(f"{c:>14.1f}" for c in cells))
-lines.append(f"(← trained on {CORRUPTION[0]} {CORRUPTION[1]})")
+SHOWN = ("input", "no skips", "skips")
+lines = ["denoising PSNR (dB), mean over seeds",
+         f"{'':<19}" + "".join(f"{ds[:27]:^27}" for ds in DATA),
+         f"{'corruption':<19}" + "".join(f"{n:>9}" for _ in DATA for n in SHOWN)]
+for kind, levels in LEVELS.items():
+    for level in levels:
+        mark = " <-" if (kind, level) == CORRUPTION else ""
+        lines.append(f"{f'{kind} {level}{mark}':<19}" + "".join(
+            f"{np.mean([PSNR[ds, n, s, kind, level] for s in SETTINGS['seeds']]):>9.1f}"
+            for ds in DATA for n in SHOWN))
+lines.append("(<- the corruption they were trained on)")
 PSNR_TABLE = "\n".join(lines)
 print(PSNR_TABLE)
 
@@ -459,8 +468,8 @@ def layer_outputs(encoder, X, k):
 
 
 def reconstruction_loss(model, batch):
-    Z, X = batch
-    return F.mse_loss(model(Z), X)
+    Z, X = batch  # crop: with odd sizes (7 -> 4) the decoder overshoots (32 > 28)
+    return F.mse_loss(model(Z)[..., :X.shape[-2], :X.shape[-1]], X)
 
 
 # %% [markdown]
@@ -487,8 +496,10 @@ for ds, d in DATA.items():
                 encoder, d["X_test"], k)
             probe = train_probes(Z_lab.flatten(1), y_lab, [torch.arange(len(Z_lab))],
                                  num_steps=SETTINGS["probe_steps"])
-            accuracy = metrics.accuracy(probe.predict(Z_test.flatten(1))[0], d["y_test"])
-            halvings = round(math.log2(d["pool"].shape[-1] / Z_test.shape[-1]))
+            y_hat = probe.predict(Z_test.flatten(1))[0]
+            accuracy = metrics.accuracy(y_hat, d["y_test"])
+            size = d["pool"].shape[-1]
+            halvings = math.ceil(math.log2(size / Z_test.shape[-1]))
             torch.manual_seed(seed)
             decoder = small_decoder(Z_test.shape[1], halvings,
                                     out_channels=d["pool"].shape[1])
@@ -496,7 +507,7 @@ for ds, d in DATA.items():
                       reconstruction_loss, num_epochs=SETTINGS["dec_epochs"], lr=3e-3,
                       batch_size=32, seed=seed, desc=f"{ds} {name} layer {k}",
                       cache=True, quiet=True)
-            X_hat = aelab.predict(decoder, Z_test).clamp(0, 1)
+            X_hat = aelab.predict(decoder, Z_test)[..., :size, :size].clamp(0, 1)
             LAYERS.append(dict(dataset=ds, network=name, seed=seed, layer=k,
                                accuracy=accuracy, stalled=STALLED[ds, name, seed],
                                psnr=metrics.psnr(to_float(d["X_test"]), X_hat,
@@ -630,6 +641,29 @@ for ax, ds in zip(axes[0], DATA):
 fig.tight_layout()
 
 # %% [markdown]
+# **Beside the paper.** Its Table 2 (CIFAR-10, 4,000 labels, a 9-layer
+# network) is in another league of difficulty, so compare the *gains* that
+# pretraining brings, in points of accuracy, rather than the accuracies.
+
+# %%
+PAPER = {"random init": 70.89, "no skips": 74.07, "skips": 80.22}
+def gains(acc):
+    return (f"{acc['no skips'] - acc['random init']:>+20.1f}"
+            f"{acc['skips'] - acc['no skips']:>+20.1f}")
+
+
+lines = [f"{'gain in points':<28}{'no skips - random':>20}{'skips - no skips':>20}",
+         f"{'paper: cifar10, 4000':<28}" + gains(PAPER)]
+for ds in DATA:
+    for n in SETTINGS["budgets"]:
+        acc = {init: np.mean([r["accuracy"] for r in rows if r["dataset"] == ds
+                              and r["budget"] == n and r["init"] == init]) * 100
+               for init in INITS}
+        lines.append(f"{f'ours: {ds}, {n}':<28}" + gains(acc))
+GAINS = "\n".join(lines)
+print(GAINS)
+
+# %% [markdown]
 # ## 8 · Feature maps under occlusion (the paper's §5.5.2, in small)
 #
 # The last encoder layer's feature maps, straight from each pretrained
@@ -645,7 +679,8 @@ X_occ = corrupt(X, "big_block", 0.25, generator=torch.Generator().manual_seed(1)
 fig, axes = plt.subplots(4, 10, figsize=(11, 4.6))
 for row, (i, (Xi, label)) in enumerate([(i, v) for i in range(2) for v in
                                         ((X, "clean"), (X_occ, "occluded"))]):
-    axes[row, 0].imshow(Xi[i, 0], cmap="gray", vmin=0, vmax=1)
+    axes[row, 0].imshow(Xi[i].permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0,
+                        vmax=1)
     axes[row, 0].set_ylabel(label, fontsize=8)
     for c, name in enumerate(("no skips", "skips")):
         encoder = NETS[ds, name, seed].encoder
@@ -717,8 +752,8 @@ def denoises_better(_):
 
 def trend(ds, name):
     """(accuracy change, PSNR change) from the first encoder layer to the last."""
-    return (layer_mean(ds, name, DEPTH, "accuracy") - layer_mean(ds, name, 1, "accuracy"),
-            layer_mean(ds, name, DEPTH, "psnr") - layer_mean(ds, name, 1, "psnr"))
+    return tuple(layer_mean(ds, name, DEPTH, key) - layer_mean(ds, name, 1, key)
+                 for key in ("accuracy", "psnr"))
 
 
 def grows_abstract(name):
@@ -768,14 +803,34 @@ claims = judge(CLAIMS, results, untested=untested)
 print(claims)
 aelab.study.save_run(rows=results, layers=LAYERS, claims=claims,
                      report="\n\n".join([PSNR_TABLE, LAYER_TABLE,
-                                         results.format_summary()]))
+                                         results.format_summary(), GAINS]))
 
 # %% [markdown]
-# **Reading it honestly.**
+# **Reading it honestly.** When we ran the classroom profile (MNIST and
+# Fashion-MNIST, 3,000-image pools, 4-layer encoders of width 8, 8 epochs,
+# 3 seeds), 5 of the 8 claims reproduced:
+# * **Denoising was not better with the shortcuts**: 17.5 vs 17.9 dB on MNIST
+#   (no skips ahead in every seed), 18.2 vs 18.0 dB on Fashion-MNIST (mixed).
+#   The paper gives a reason that does not apply here: its no-skip network
+#   was 30 layers deep and "difficult to optimize without shortcut
+#   connections". Ours is 8 layers, and both keep the input → output skip.
+# * **Figure 3 half reproduces.** All three networks' deeper layers classify
+#   better and reconstruct worse, the supervised one most steeply on MNIST
+#   (+8.7 points). The skip network's probes rise more than the no-skip
+#   one's (+4.7 vs +3.0 points on MNIST). But the no-skip network does *not*
+#   keep more detail: its PSNR falls as much (-12.4 vs -11.4 dB), so the
+#   contrast the paper draws is not there at this depth.
+# * **Few labels: the pattern of Table 2 carries over on MNIST**: skips >
+#   no skips > random at every budget, in every seed (+2.0 and +11.2 points,
+#   mean over budgets). On Fashion-MNIST pretraining helps by a lot (+8.3
+#   points over random), the shortcuts by little (+0.7, one seed of three
+#   the other way). The paper's gains on CIFAR-10 were +3.2 and +6.1.
+# * The autoencoders' losses were still falling after 8 epochs (section 4):
+#   longer training might change the denoising comparison. Try it.
 # * `fast` is a smoke test: one epoch of tiny networks, and its numbers mean
 #   nothing. Run `classroom`, or `aelab run skips --profile classroom --verify`.
 #
-# **Try next.** Pretrain with Gaussian noise instead (`CORRUPTION =
-# ("gaussian", 0.3)`, the paper's choice for CIFAR classification): which
-# claims change? Give the no-skip twin twice the epochs: is it the shortcuts,
-# or only the easier optimisation, that makes the difference?
+# **Try next.** Make the networks deeper (`depth=8` in `SETTINGS`), where the
+# paper says the shortcuts matter for optimisation: does the denoising claim
+# turn? Pretrain with Gaussian noise instead (`CORRUPTION = ("gaussian", 0.3)`,
+# the paper's choice for CIFAR classification): which claims change?
