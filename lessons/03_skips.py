@@ -636,7 +636,8 @@ print(f"{sum(r['stalled'] for r in rows)} of {len(rows)} fine-tuned networks sta
 # The few-label table: test accuracy, mean and [min, max] over seeds.
 
 # %%
-print(results.format_summary())
+print(results)  # per budget: mean [min-max over seeds]
+print(results.format_summary())  # over all budgets
 fig, axes = plt.subplots(1, len(DATA), figsize=(6 * len(DATA), 3.8), squeeze=False)
 for ax, ds in zip(axes[0], DATA):
     plot.budget_curves({init: c for init in INITS
@@ -808,7 +809,7 @@ claims = judge(CLAIMS, results, untested=untested)
 print(claims)
 aelab.study.save_run(rows=results, layers=LAYERS, claims=claims,
                      report="\n\n".join([PSNR_TABLE, LAYER_TABLE,
-                                         results.format_summary(), GAINS]))
+                                         str(results), GAINS]))
 
 # %% [markdown]
 # **Reading it honestly.** When we ran the classroom profile (MNIST and
