@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aelab import runner
+from aelab import runner, validate
 
 
 def lessons_dir() -> Path:
@@ -144,19 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aelab", description="Lessons on autoencoders and unsupervised pretraining.")
     sub = parser.add_subparsers(dest="command", required=True)
-    profiles = ("fast", "classroom", "paper")
+    profiles = validate.PROFILES  # default None: AELAB_PROFILE, checked in main
 
     lab = sub.add_parser("lab", help="open JupyterLab on the lessons (extra args go to it)")
-    lab.add_argument("--profile", choices=profiles,
-                     default=os.environ.get("AELAB_PROFILE", "classroom"))
+    lab.add_argument("--profile", choices=profiles, default=None)
     lab.set_defaults(func=cmd_lab)
 
     run = sub.add_parser("run", help="run a lesson's text headless (its experiment)")
     run.add_argument("lesson", nargs="?",
                      help="a lesson's name (see --list) or a path to its .py")
     run.add_argument("--list", action="store_true", help="list the lessons")
-    run.add_argument("--profile", choices=profiles,
-                     default=os.environ.get("AELAB_PROFILE", "classroom"))
+    run.add_argument("--profile", choices=profiles, default=None)
     run.add_argument("--verify", action="store_true",
                      help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
     run.add_argument("--out", default="out",
@@ -187,8 +185,10 @@ def main(argv=None) -> int:
     if extra and args.command != "lab":
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if getattr(args, "profile", "") is None:  # AELAB_PROFILE, else classroom
+            args.profile = validate.profile()
         return args.func(args, extra) or 0
-    except (ValueError, FileNotFoundError, runner.LessonError) as err:  # one line
+    except (ValueError, OSError, runner.LessonError) as err:  # one line
         print(f"aelab: {err}", file=sys.stderr)
         return 2
 

@@ -5,17 +5,19 @@ reproducibility, and return a new tensor; the clean X stays the target.
 """
 from __future__ import annotations
 
-import math
-
 import torch
+
+from aelab import validate
+
+KINDS = ("none", "gaussian", "big_block", "small_blocks")
 
 
 def gaussian_noise(X: torch.Tensor, noise_std: float, *, clip: bool = True,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add N(0, noise_std^2) to every pixel ("pixel-level Gaussian noise")."""
-    if not 0 <= noise_std < math.inf:  # NaN fails this too
-        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}: "
-                         "use 0 for no noise")
+    if not torch.is_tensor(X):
+        raise TypeError(f"gaussian_noise: X must be a tensor, got {type(X).__name__}")
+    validate.non_negative("noise_std", noise_std, hint="use 0 for no noise")
     noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
     X_tilde = X + noise_std * noise
     return X_tilde.clamp(0, 1) if clip else X_tilde
@@ -30,10 +32,11 @@ def block_mask(X: torch.Tensor, *, num_blocks: int = 1, block_size: int = 14,
     num_blocks=8, block_size=4: many small blocks, which dong2017 found best.
     Each image gets its own block positions; blocks may overlap.
     """
+    validate.images("X", X, who="block_mask")
     n, _, h, w = X.shape
-    if num_blocks < 0 or block_size < 0:
-        raise ValueError(f"num_blocks and block_size must be >= 0, got "
-                         f"{num_blocks} and {block_size}")
+    num_blocks = validate.count("num_blocks", num_blocks, hint="use 0 for none")
+    block_size = validate.count("block_size", block_size, hint="in pixels, e.g. 4")
+    validate.finite("fill", fill, hint="a pixel value such as 0.0")
     if block_size > min(h, w):
         raise ValueError(f"block_size {block_size} is larger than the {h}x{w} image: "
                          "choose a smaller block")
@@ -54,9 +57,9 @@ def corrupt(X: torch.Tensor, kind: str = "gaussian", level: float = 0.3, *,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """One entry point for widgets: kind in {'none', 'gaussian', 'big_block',
     'small_blocks'}; level is the noise std, or the masked fraction of the image."""
-    if not 0 <= level < math.inf:  # NaN fails this too
-        raise ValueError(f"noise level must be a finite number >= 0, got {level}")
-    h = X.shape[-1]
+    validate.choice("corruption", kind, KINDS)
+    level = validate.non_negative("noise level", level, hint="use 0 for none")
+    h = validate.images("X", X, who="corrupt").shape[-1]
     if kind == "none" or level == 0:
         return X.clone()
     if kind == "gaussian":
@@ -64,8 +67,6 @@ def corrupt(X: torch.Tensor, kind: str = "gaussian", level: float = 0.3, *,
     if kind == "big_block":  # one block covering `level` of the area
         size = max(1, min(h, round(h * min(level, 1.0) ** 0.5)))
         return block_mask(X, num_blocks=1, block_size=size, generator=generator)
-    if kind == "small_blocks":  # 4x4 blocks, as many as cover `level` of the area
-        count = max(1, round(min(level, 1.0) * h * h / 16))
-        return block_mask(X, num_blocks=count, block_size=4, generator=generator)
-    raise ValueError(f"unknown corruption {kind!r}: use 'none', 'gaussian', "
-                     "'big_block' or 'small_blocks'")
+    # small_blocks: 4x4 blocks, as many as cover `level` of the area
+    count = max(1, round(min(level, 1.0) * h * h / 16))
+    return block_mask(X, num_blocks=count, block_size=4, generator=generator)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aelab import validate
 from aelab.utils import say_once, sha256_file, tensor_hash
 
 DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "svhn")
@@ -93,7 +94,13 @@ class DataError(ValueError):
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("AELAB_DATA") or Path.home() / ".cache" / "aelab" / "data")
+    """AELAB_DATA, else ~/.cache/aelab/data (need not exist yet; not a file)."""
+    path = Path(os.environ.get("AELAB_DATA")
+                or Path.home() / ".cache" / "aelab" / "data")
+    if path.exists() and not path.is_dir():
+        raise DataError(f"the data folder {path} (AELAB_DATA) is a file, not a folder: "
+                        "point AELAB_DATA at a folder (or unset it)")
+    return path
 
 
 def embedded_dir() -> Path:
@@ -114,7 +121,7 @@ _online: bool | None = None
 def is_online(timeout: float = 2.0) -> bool:
     """Can we reach torchvision's MNIST mirror? AELAB_OFFLINE=1 says no at once."""
     global _online
-    if os.environ.get("AELAB_OFFLINE"):
+    if validate.flag("AELAB_OFFLINE"):
         return False
     if _online is None:
         try:

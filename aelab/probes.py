@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from aelab import validate
 from aelab.metrics import _CONSTANT_TOL, _flat64, _labels, accuracy, mse
 from aelab.splits import to_float
 from aelab.train import predict
@@ -178,6 +179,28 @@ def _init(S: int, sizes: list, generator, device) -> list:
     return layers
 
 
+def _check_labels(F: torch.Tensor, y, subsets, num_classes) -> None:
+    """One line for what would fail inside torch: NaN features, indices outside
+    F, labels outside 0..num_classes-1."""
+    if F.is_floating_point() and not torch.isfinite(F).all():
+        raise ValueError("train_probes: the features F hold NaN or inf values: check "
+                         "the encoder (did its training diverge?)")
+    for k, s in enumerate(subsets):
+        s = torch.as_tensor(s)
+        if s.is_floating_point() or s.min() < 0 or s.max() >= len(F):
+            raise ValueError(f"train_probes: subset {k} holds indices outside "
+                             f"0..{len(F) - 1} (F has {len(F)} rows): index into the "
+                             "pool the features were computed on")
+    y = torch.as_tensor(y)
+    if y.is_floating_point() or y.min() < 0:
+        raise ValueError("train_probes: y must hold class indices 0, 1, 2, ... "
+                         f"(got dtype {y.dtype}, min {y.min().item()})")
+    if num_classes is not None and y.max() >= validate.count(
+            "num_classes", num_classes, minimum=2):
+        raise ValueError(f"train_probes: y holds class {y.max().item()} but "
+                         f"num_classes={num_classes}: raise num_classes or pass None")
+
+
 HEADS = {"linear": (), "mlp": (256, 256)}  # hidden widths (alberti2017: 3 FC layers)
 
 
@@ -208,8 +231,10 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
         raise ValueError("train_probes needs at least one non-empty labeled subset")
     num_steps = num_steps if num_steps is not None else (300 if head == "linear" else 500)
     lr = lr if lr is not None else (0.05 if head == "linear" else 1e-3)
-    if num_steps < 1 or not lr > 0:
-        raise ValueError(f"need num_steps >= 1 and lr > 0; got {num_steps}, {lr}")
+    num_steps = validate.count("num_steps", num_steps, minimum=1, hint="e.g. 300")
+    validate.positive("lr", lr, hint="e.g. 0.05, or None for the head's default")
+    validate.non_negative("weight_decay", weight_decay, hint="use 0 for none")
+    _check_labels(F, y, subsets, num_classes)
     device = training_device(device)
     F, y = F.float().to(device), torch.as_tensor(y).to(device)
     C = num_classes or int(y.max()) + 1

@@ -171,7 +171,13 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     import jupytext
     import nbformat
 
+    from aelab import validate
+
     log = log or (lambda line: print(line, flush=True))
+    profile = validate.profile(profile)
+    validate.environment()  # the kernel inherits these: a typo is one line now
+    if timeout is not None:
+        timeout = validate.positive("--timeout", timeout, hint="seconds per cell")
     path = find(lesson)
     out = Path(out).resolve()
     try:
@@ -259,6 +265,8 @@ def student_copies(src: str | Path, dest: str | Path) -> list[Path]:
     import jupytext
 
     src, dest = Path(src), Path(dest)
+    if not src.exists():
+        raise LessonError(f"{src} does not exist: pass lessons/ or one lesson's .py")
     scripts = sorted(src.glob("[0-9][0-9]_*.py")) if src.is_dir() else [src]
     if not scripts:
         raise LessonError(f"no lessons (NN_name.py) in {src}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aelab import validate
 from aelab.data import DataError
 
 
@@ -43,6 +44,7 @@ class Splits:
     seed: int
 
     def labeled(self, n: int) -> torch.Tensor:
+        n = validate.count("labeled size", n, hint="e.g. labeled(100)")
         if n < 1 or n > len(self.order):
             raise DataError(f"labeled size {n} is outside 1..{len(self.order)} "
                             f"(the pool has {len(self.order)} images): ask for fewer labels "
@@ -55,8 +57,18 @@ def make_splits(y_train: torch.Tensor, *, seed: int = 0, pool_size: int | None =
     """Splits of a train set. The test set is the dataset's own test split, so it
     never overlaps the pool or any labeled subset. pool_size caps the pool
     (a stratified subset), e.g. for the fast profile."""
+    try:
+        y_train = torch.as_tensor(y_train)
+    except (TypeError, ValueError, RuntimeError):
+        y_train = None
+    if y_train is None or y_train.dim() != 1 or len(y_train) == 0:
+        got = "no tensor" if y_train is None else f"shape {tuple(y_train.shape)}"
+        raise DataError(f"make_splits needs the train labels y, a non-empty 1-D "
+                        f"tensor; got {got}: pass e.g. load_dataset('mnist').y")
     order = stratified_order(y_train, seed)
     if pool_size is not None:
+        pool_size = validate.count("pool_size", pool_size, minimum=1,
+                                   hint="pass None for the whole train split")
         if pool_size > len(order):
             raise DataError(f"pool_size {pool_size} is larger than the {len(order)} "
                             "training images: lower it")
@@ -85,12 +97,10 @@ class Loader:
                  device: torch.device | str | None = None, seed: int = 0):
         if not tensors:
             raise ValueError("Loader needs at least one tensor, e.g. Loader(X, y)")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = len(tensors[0])
-        if any(len(t) != n for t in tensors):
-            raise ValueError("Loader tensors must have the same length: "
-                             f"{[len(t) for t in tensors]}")
+        batch_size = validate.count("batch_size", batch_size, minimum=1,
+                                    hint="e.g. 128")
+        validate.data(tensors, "the data", "Loader", allow_empty=True,
+                      check_values=False)
         self.device = torch.device(device) if device is not None else tensors[0].device
         self.tensors = tuple(t.to(self.device) for t in tensors)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last

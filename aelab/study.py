@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -382,7 +383,19 @@ def judge(claims: list, results: Results, *, paper: Results | None = None,
 def output_dir() -> Path | None:
     """Where `aelab run --out DIR` wants this run's tables (None in a notebook)."""
     out = os.environ.get("AELAB_OUT")
-    return Path(out) if out else None
+    if not out:
+        return None
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):  # can we write there?
+            pass
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        raise ValueError(f"cannot write the run's tables to AELAB_OUT={out} ({why}): "
+                         "point it at a folder you can write to (aelab run --out DIR "
+                         "sets it)") from None
+    return path
 
 
 def save_run(**tables) -> list[Path]:

@@ -1,7 +1,7 @@
 """Plumbing every lesson needs: device choice, seeding, atomic saves, a cache.
 
 Nothing here knows about autoencoders; `models`, `metrics` and `utils` import
-nothing else from aelab.
+nothing else from aelab (but `utils` its one-line checks, `validate`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PROFILES = ("fast", "classroom", "paper")
+from aelab import validate
+
+PROFILES = validate.PROFILES
+LONG_RUN_S = 60.0  # a bar expected to run longer says so once, with a faster option
 _said: set[str] = set()
 
 
@@ -56,14 +59,104 @@ class _LineProgress:
               f"{extra}", file=sys.__stderr__ or sys.stderr, flush=True)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def long_run_notice(desc: str, seconds: float, detail: str = "") -> str | None:
+    """The one line a run expected to take over LONG_RUN_S prints (else None):
+    the estimate and how to get a quicker run."""
+    if not seconds > LONG_RUN_S:
+        return None
+    profile = os.environ.get("AELAB_PROFILE") or "classroom"
+    if profile != "fast":
+        tip = ("for a quicker run pick the fast profile (AELAB_PROFILE=fast before "
+               "starting Jupyter, or `aelab run LESSON --profile fast`)")
+    else:
+        tip = ("this is already the fast profile: fewer epochs or images, or a GPU, "
+               "make it quicker")
+    detail = f" ({detail})" if detail else ""
+    return (f"aelab: {desc or 'this run'} will take about {_duration(seconds)} on this "
+            f"machine{detail}; {tip}")
+
+
+def announce(line: str) -> None:
+    """Print a notice in the notebook (stdout) and, under `aelab run`
+    (AELAB_PROGRESS=lines), on the terminal too."""
+    print(line, flush=True)
+    if os.environ.get("AELAB_PROGRESS") == "lines" and sys.__stderr__ is not None:
+        print(line, file=sys.__stderr__, flush=True)
+
+
+class _Estimate:
+    """A progress bar that, once it has seen about a second of work, estimates
+    the whole and says so in one line if that is over LONG_RUN_S. The first
+    unit (warm-up: allocation, kernel selection) is left out of the rate when
+    there are more to measure."""
+
+    MEASURE_S = 1.0
+
+    def __init__(self, bar, *, total, desc, unit, initial=0):
+        self.bar, self.total, self.desc, self.unit = bar, total, desc, unit
+        self.done = initial
+        self.start = time.perf_counter()
+        self.first = None  # (time, units) when the first unit finished
+        self.decided = not total
+
+    def __getattr__(self, name):
+        return getattr(self.bar, name)
+
+    def __iter__(self):
+        for item in self.bar:
+            yield item
+            self._tick(1)
+
+    def update(self, n=1):
+        self.bar.update(n)
+        self._tick(n)
+
+    def _tick(self, n: int) -> None:
+        if self.decided:
+            return
+        now = time.perf_counter()
+        self.done += n
+        if self.first is None:
+            self.first = (now, self.done)
+        if now - self.start < self.MEASURE_S and self.done < self.total:
+            return
+        self.decided = True
+        t1, n1 = self.first
+        rate = ((now - t1) / (self.done - n1) if self.done > n1
+                else (now - self.start) / max(self.done, 1))
+        seconds = now - self.start + rate * (self.total - self.done)
+        line = long_run_notice(self.desc, seconds,
+                               f"{self.total:,} {self.unit}s at {rate:.2g} s each")
+        if line:
+            announce(line)
+
+
 def progress(iterable=None, **kwargs):
     """tqdm.auto's bar (a widget in notebooks), or with AELAB_PROGRESS=lines
-    (what `aelab run` sets) one line per finished bar."""
-    if os.environ.get("AELAB_PROGRESS") == "lines":
-        return _LineProgress(iterable, **kwargs)
-    from tqdm.auto import tqdm
+    (what `aelab run` sets) one line per finished bar. A bar that will run for
+    more than LONG_RUN_S says so once, early (long_run_notice)."""
+    style = validate.env_choice("AELAB_PROGRESS", ("lines", "bar"), "bar")
+    if style == "lines":
+        bar = _LineProgress(iterable, **kwargs)
+    else:
+        from tqdm.auto import tqdm
 
-    return tqdm(iterable, **kwargs)
+        bar = tqdm(iterable, **kwargs)
+    total = kwargs.get("total")
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    if kwargs.get("disable") or not total:
+        return bar
+    return _Estimate(bar, total=total, desc=kwargs.get("desc", ""),
+                     unit=kwargs.get("unit", "step"), initial=kwargs.get("initial", 0))
 
 
 def say_once(key: str, message: str) -> None:
@@ -73,17 +166,44 @@ def say_once(key: str, message: str) -> None:
         print(message, flush=True)
 
 
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def check_device(device, *, from_env: bool = False) -> torch.device:
+    """`device` as a torch.device, if it names one this machine has; else one
+    line that says what is there. from_env: it came from AELAB_DEVICE."""
+    asked, fix = validate.device_name(device, from_env=from_env)
+    d = torch.device(device)
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{asked} was asked for, but this machine has no CUDA GPU "
+                             f"that torch can use: use cpu, or {fix}")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"{asked} was asked for, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ... "
+                             f"cuda:{torch.cuda.device_count() - 1}): use cuda, or "
+                             f"{fix}")
+    if d.type == "mps" and not _mps_available():
+        raise ValueError(f"{asked} was asked for, but this machine has no Apple GPU "
+                         f"(MPS): use cpu, or {fix}")
+    return d
+
+
 def get_device(prefer: str | None = None) -> torch.device:
-    """cuda, then mps, then cpu; AELAB_DEVICE or `prefer` overrides. Said once."""
-    name = prefer or os.environ.get("AELAB_DEVICE")
+    """cuda, then mps, then cpu; AELAB_DEVICE or `prefer` overrides. Said once.
+    A device that is not there is one line (check_device), not a torch error."""
+    env = os.environ.get("AELAB_DEVICE") or None
+    name = prefer or env
     if name is None:
         if torch.cuda.is_available():
             name = "cuda"
-        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        elif _mps_available():
             name = "mps"
         else:
             name = "cpu"
-    device = torch.device(name)
+    device = check_device(name, from_env=prefer is None and env is not None)
     if device.type == "cuda":
         detail = torch.cuda.get_device_name(device)
     elif device.type == "cpu":
@@ -110,10 +230,12 @@ def tune_cpu_allocator() -> bool:
     it is. Returns True when the settings are in force.
     """
     global _allocator_tuned
+    # a misspelt value stops with one line
+    mode = validate.env_choice("AELAB_MALLOC", ("tuned", "default"), "tuned")
     if _allocator_tuned is None:
         _allocator_tuned = False
-        if (os.environ.get("AELAB_MALLOC", "tuned") != "default"
-                and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
+        if (mode == "tuned" and platform.system() == "Linux"
+                and platform.libc_ver()[0] == "glibc"):
             try:
                 libc = ctypes.CDLL("libc.so.6")
                 m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
@@ -127,7 +249,7 @@ def tune_cpu_allocator() -> bool:
 def training_device(device=None) -> torch.device:
     """The device to train on: `device` if given, else get_device(). On a CPU
     this also keeps glibc from page-faulting every step (tune_cpu_allocator)."""
-    device = torch.device(device) if device is not None else get_device()
+    device = check_device(device) if device is not None else get_device()
     if device.type == "cpu":
         tune_cpu_allocator()
     return device
@@ -135,13 +257,7 @@ def training_device(device=None) -> torch.device:
 
 def get_profile(profile: str | None = None) -> str:
     """The run profile: argument, else AELAB_PROFILE, else 'classroom'."""
-    profile = profile or os.environ.get("AELAB_PROFILE", "classroom")
-    if profile not in PROFILES:
-        raise ValueError(
-            f"unknown profile {profile!r}: use one of {', '.join(PROFILES)} "
-            "(set AELAB_PROFILE or pass profile=...)"
-        )
-    return profile
+    return validate.profile(profile)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -153,18 +269,40 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file, then rename: a reader never sees half a file."""
+    """torch.save to a temporary file in the same folder, fsync, then
+    os.replace: a reader (another process too) sees the old file or the whole
+    new one, never half of one, even if this process is killed mid-write (the
+    fsync: nor after a crash of the machine); a temporary file left by a kill
+    starts with '.', ends in .tmp and is never read as an entry."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # The folder is not fsynced: after a power cut the rename may be lost, which
+    # costs a recomputation, while fsyncing it took 10-50 ms a write here.
     return path
+
+
+def save_or_warn(obj, path: Path) -> bool:
+    """atomic_save into the cache; if the disk is full (or the folder
+    unwritable), say so in one line and go on: the caller keeps its result."""
+    try:
+        atomic_save(obj, path)
+        return True
+    except OSError as err:
+        print(f"aelab: could not write cache file {Path(path).name} "
+              f"({err.strerror or type(err).__name__}); the result is kept but not "
+              "cached: free some disk space or point AELAB_CACHE at another folder",
+              flush=True)
+        return False
 
 
 def config_hash(config: dict) -> str:
@@ -229,7 +367,8 @@ def _describe(obj, seen: set):
 
 def unreadable(path: Path, err: Exception) -> str:
     """Why a cache file cannot be used, in one line."""
-    if isinstance(err, pickle.UnpicklingError):  # weights_only=True said no
+    if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+        # weights_only=True met a Python object to import and call: it said no
         return (f"aelab: cache file {path.name} was refused: it holds Python objects, "
                 "not plain tensors and numbers (a pickle payload?), and was not run; "
                 "recomputing it")
@@ -241,7 +380,15 @@ def cache_dir() -> Path:
     """AELAB_CACHE, else ~/.cache/aelab. Created on first use."""
     root = os.environ.get("AELAB_CACHE") or Path.home() / ".cache" / "aelab"
     path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"AELAB_CACHE={root} is a file, not a folder: point it at a "
+                         "folder (or unset it for ~/.cache/aelab)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the cache folder {root} ({err.strerror}): set "
+                         "AELAB_CACHE to a folder you can write to, or AELAB_NO_CACHE=1"
+                         ) from None
     return path
 
 
@@ -281,9 +428,12 @@ def cached(config: dict, compute, *, kind: str = "run", refresh: bool = False):
     The result must be plain data (dicts, lists, numbers, strings, tensors) so
     that it reloads with torch.load(weights_only=True). A truncated or corrupt
     file (an interrupted write from an older version, a full disk) is reported
-    and recomputed rather than crashed on. Set AELAB_NO_CACHE=1 to bypass.
+    in one line and recomputed rather than crashed on; a write that fails (a
+    full disk) is reported in one line and the result still returned. Several
+    processes may share one cache folder: each writes whole files atomically.
+    Set AELAB_NO_CACHE=1 to bypass.
     """
-    if os.environ.get("AELAB_NO_CACHE"):
+    if no_cache():
         return compute()
     path = cache_path(config, kind)
     if path.exists() and not refresh:
@@ -292,5 +442,10 @@ def cached(config: dict, compute, *, kind: str = "run", refresh: bool = False):
         except Exception as err:  # noqa: BLE001 - any unreadable file is recomputed
             print(unreadable(path, err), flush=True)
     result = compute()
-    atomic_save(result, path)
+    save_or_warn(result, path)  # a full disk costs the cache entry, not the result
     return result
+
+
+def no_cache() -> bool:
+    """AELAB_NO_CACHE=1: recompute everything."""
+    return validate.flag("AELAB_NO_CACHE")

@@ -97,7 +97,7 @@ def test_loader_covers_every_sample_once_per_epoch_as_float_channels_last():
     assert Xb.dtype == torch.float32 and Xb.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(Xb[:, 0, 0, 0] * 255, yb.float())  # images stay with labels
     assert len(Loader(X, batch_size=4, drop_last=True)) == 2
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="different lengths"):
         Loader(X, y[:5])
 
 

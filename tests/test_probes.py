@@ -44,7 +44,7 @@ def test_probe_arguments_are_checked():
         train_probes(X, y[:10], [torch.arange(10)])
     with pytest.raises(ValueError, match="non-empty"):
         train_probes(X, y, [torch.arange(0)])
-    with pytest.raises(ValueError, match="lr > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         train_probes(X, y, [torch.arange(10)], lr=float("nan"))
 
 

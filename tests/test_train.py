@@ -68,13 +68,17 @@ def test_a_diverging_loss_stops_with_a_message(images, capsys):
     assert "clip_grad" in h.message and "clip_grad" in capsys.readouterr().out
 
 
-def test_ctrl_c_returns_the_partial_history(images):
+def test_ctrl_c_stops_with_one_line_and_carries_the_partial_history(images):
     def interrupt(model, epoch, history):
         if epoch == 1:
             raise KeyboardInterrupt
-    h = fit(tiny_ae(), (images,), recon, num_epochs=10, device="cpu", quiet=True,
+    with pytest.raises(KeyboardInterrupt) as stopped:  # a loop over fits stops too
+        fit(tiny_ae(), (images,), recon, num_epochs=10, device="cpu", quiet=True,
             callback=interrupt)
+    h = stopped.value.history
     assert h.stopped == "interrupted" and len(h.train_loss) == 2
+    assert "interrupted after 2 of 10 epochs" in str(stopped.value)
+    assert "\n" not in str(stopped.value)
 
 
 def test_a_stuck_model_is_flagged():
@@ -84,7 +88,7 @@ def test_a_stuck_model_is_flagged():
 
 
 def test_bad_arguments_are_refused(images):
-    with pytest.raises(ValueError, match="lr > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         fit(tiny_ae(), (images,), recon, lr=0, device="cpu")
     frozen = tiny_ae().requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
@@ -248,14 +252,15 @@ def test_fit_cache_key_changes_with_the_objective_and_the_initial_weights(images
     assert fit(fresh(), (images,), recon, num_epochs=1, quiet=True, cache=True).cached
 
 
-def test_an_interrupted_fit_is_not_cached(images):
+def test_an_interrupted_fit_is_not_cached_as_finished(images):
     def interrupt(model, epoch, history):
         raise KeyboardInterrupt
 
     torch.manual_seed(0)
-    h = fit(tiny_ae(), (images,), recon, num_epochs=3, quiet=True, cache=True,
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        fit(tiny_ae(), (images,), recon, num_epochs=3, quiet=True, cache=True,
             callback=interrupt)
-    assert h.stopped == "interrupted"
+    assert stopped.value.history.stopped == "interrupted"
     torch.manual_seed(0)
     assert not fit(tiny_ae(), (images,), recon, num_epochs=3, quiet=True,
                    cache=True).cached
@@ -270,7 +275,7 @@ def test_fit_keeps_the_outputs_of_watched_inputs_every_epoch(images):
 def test_fit_refuses_empty_data_and_nan_hyperparameters(images):
     with pytest.raises(ValueError, match="training data is empty"):
         fit(tiny_ae(), (images[:0],), recon, quiet=True)
-    with pytest.raises(ValueError, match="lr > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         fit(tiny_ae(), (images,), recon, lr=float("nan"), quiet=True)
 
 

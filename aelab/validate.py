@@ -1,0 +1,200 @@
+"""One-line checks of what a user passes in, run before torch sees it.
+
+Each check names the argument, says what it got and what to pass instead, in
+one line (no traceback text from inside torch), and returns the value in a
+plain form (a float, an int). Environment settings (AELAB_*) are checked here
+too, so a typo in one fails with the variable's name instead of a surprise.
+
+    lr = positive("lr", lr, hint="e.g. 1e-3")
+    num_epochs = count("num_epochs", num_epochs)
+"""
+from __future__ import annotations
+
+import math
+import os
+
+PROFILES = ("fast", "classroom", "paper")
+DEVICES = ("cpu", "cuda", "mps")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _hint(hint: str) -> str:
+    return f": {hint}" if hint else ""
+
+
+def profile(value: str | None = None) -> str:
+    """The run profile: value, else AELAB_PROFILE, else 'classroom' (no torch
+    needed, so the command line can check it at once)."""
+    if value is None and os.environ.get("AELAB_PROFILE"):
+        raw = os.environ["AELAB_PROFILE"]
+        if raw not in PROFILES:
+            raise ValueError(f"AELAB_PROFILE={raw!r} is not a profile: use one of "
+                             f"{', '.join(PROFILES)} (or unset it for classroom)")
+        return raw
+    value = value or "classroom"
+    if value not in PROFILES:
+        raise ValueError(f"unknown profile {value!r}: use one of {', '.join(PROFILES)} "
+                         "(pass profile=... or set AELAB_PROFILE)")
+    return value
+
+
+def _float(name: str, value) -> float:
+    """value as a float, or a TypeError that says what it was."""
+    if isinstance(value, (str, bytes, bool)) or value is None \
+            or not hasattr(value, "__float__"):
+        raise TypeError(f"{name} must be a number, got {value!r} "
+                        f"({type(value).__name__})")
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of many numbers
+        raise TypeError(f"{name} must be one number, got a "
+                        f"{type(value).__name__} of shape "
+                        f"{tuple(getattr(value, 'shape', ()))}") from None
+
+
+def finite(name: str, value, hint: str = "") -> float:
+    x = _float(name, value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {x}{_hint(hint)}")
+    return x
+
+
+def positive(name: str, value, hint: str = "") -> float:
+    """A finite number > 0 (NaN and inf fail)."""
+    x = _float(name, value)
+    if not 0 < x < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {x}{_hint(hint)}")
+    return x
+
+
+def non_negative(name: str, value, hint: str = "") -> float:
+    """A finite number >= 0 (NaN and inf fail)."""
+    x = _float(name, value)
+    if not 0 <= x < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {x}{_hint(hint)}")
+    return x
+
+
+def count(name: str, value, *, minimum: int | None = 0, hint: str = "") -> int:
+    """A whole number >= minimum (3.0 is taken as 3; 2.5, NaN and inf fail)."""
+    x = _float(name, value)
+    if not math.isfinite(x) or x != int(x):
+        raise ValueError(f"{name} must be a whole number, got {value!r}{_hint(hint)}")
+    x = int(x)
+    if minimum is not None and x < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {x}{_hint(hint)}")
+    return x
+
+
+def choice(name: str, value, allowed, hint: str = ""):
+    """value if it is one of `allowed`, else 'unknown NAME ...: use one of ...'."""
+    if value not in allowed:
+        names = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"unknown {name} {value!r}: use one of {names}{_hint(hint)}")
+    return value
+
+
+def images(name: str, X, *, who: str = ""):
+    """X as a batch of images N x C x H x W."""
+    import torch
+
+    who = f"{who}: " if who else ""
+    if not torch.is_tensor(X):
+        raise TypeError(f"{who}{name} must be a tensor of images N x C x H x W, got "
+                        f"{type(X).__name__}: convert it with torch.as_tensor(...)")
+    if X.dim() != 4:
+        raise ValueError(f"{who}{name} must be images N x C x H x W, got shape "
+                         f"{tuple(X.shape)}: reshape flat vectors with "
+                         "X.view(-1, 1, H, W) (28 x 28 for MNIST)")
+    return X
+
+
+def data(data, what: str = "the training data", desc: str = "fit", *,
+         allow_empty: bool = False, check_values: bool = True) -> None:
+    """One line unless data is a Loader or tensor(s) of one length, with at
+    least one row (unless allow_empty) and no NaN/inf (unless not check_values)."""
+    import torch
+
+    if hasattr(data, "tensors") and hasattr(data, "batch_size"):  # a Loader
+        tensors = data.tensors
+    else:
+        tensors = (data,) if torch.is_tensor(data) else data
+        if hasattr(data, "X") and hasattr(data, "y"):  # an ImageData
+            raise TypeError(f"{desc}: {what} is an {type(data).__name__}: pass (d.X,) "
+                            "to train an autoencoder, or (d.X, d.y) for a classifier")
+        if (not isinstance(tensors, (tuple, list)) or not tensors
+                or not all(torch.is_tensor(t) and t.dim() > 0 for t in tensors)):
+            raise TypeError(f"{desc}: {what} must be a tensor, a tuple of tensors "
+                            f"(X, y) or a Loader, got {type(data).__name__}: convert "
+                            "arrays with torch.as_tensor(...)")
+    lengths = [len(t) for t in tensors]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"{desc}: {what} holds tensors of different lengths "
+                         f"{lengths}: pass one label per image (X and y of one length)")
+    if lengths[0] == 0 and not allow_empty:
+        raise ValueError(f"{desc}: {what} is empty (0 images): pass at least one "
+                         "image, e.g. a larger label budget or pool")
+    for t in tensors if check_values else ():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            rows = (~torch.isfinite(t)).reshape(len(t), -1).any(1).sum().item()
+            raise ValueError(f"{desc}: {what} holds NaN or inf values ({rows} of "
+                             f"{len(t)} rows): drop those rows or clean them with "
+                             "torch.nan_to_num(...)")
+
+
+def one_line(text: str) -> str:
+    """The first line of text (for messages that quote another error)."""
+    return (str(text).strip().splitlines() or [""])[0]
+
+
+def flag(var: str) -> bool:
+    """An on/off environment setting: 1/true/yes/on or 0/false/no/off (unset: off)."""
+    raw = os.environ.get(var, "")
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ValueError(f"{var}={raw!r} is not an on/off setting: use {var}=1 to turn "
+                     f"it on, or unset it (or {var}=0)")
+
+
+def env_choice(var: str, allowed, default: str) -> str:
+    """An environment setting that must be one of `allowed` (unset: default)."""
+    raw = os.environ.get(var)
+    if raw is None or raw == "":
+        return default
+    if raw not in allowed:
+        raise ValueError(f"{var}={raw!r} is not a known setting: use one of "
+                         f"{', '.join(allowed)}, or unset it")
+    return raw
+
+
+def device_name(device, *, from_env: bool = False) -> tuple[str, str]:
+    """One line unless `device` is cpu, cuda, cuda:N or mps (whether this
+    machine has it is utils.check_device's job); else (how it was asked for,
+    how to fix it), for that check's messages."""
+    asked = f"AELAB_DEVICE={device!s}" if from_env else f"device {str(device)!r}"
+    fix = ("unset AELAB_DEVICE to let aelab pick" if from_env
+           else "pass device=None to let aelab pick")
+    kind, _, index = str(device).partition(":")
+    if kind not in DEVICES or (index and not index.isdigit()):
+        raise ValueError(f"unknown {asked}: use one of {', '.join(DEVICES)}, or {fix}")
+    return asked, fix
+
+
+def environment() -> None:
+    """Check the AELAB_* settings that need no torch (`aelab run` does, before
+    it starts a kernel; it sets AELAB_PROFILE itself): one line for the first
+    that is wrong."""
+    flag("AELAB_OFFLINE")
+    flag("AELAB_NO_CACHE")
+    env_choice("AELAB_PROGRESS", ("lines", "bar"), "bar")
+    env_choice("AELAB_MALLOC", ("tuned", "default"), "tuned")
+    if os.environ.get("AELAB_DEVICE"):
+        device_name(os.environ["AELAB_DEVICE"], from_env=True)
+    for var in ("AELAB_DATA", "AELAB_CACHE"):
+        path = os.environ.get(var)
+        if path and os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"{var}={path} is a file, not a folder: point it at a "
+                             "folder (or unset it)")
