@@ -10,8 +10,14 @@ batch)` you pass in, so a lesson shows it in full:
 What the loop does for you: moves data and model to the device once, batches
 by index slices (aelab.splits.Loader), keeps the running loss on the device
 (one sync per epoch, not per step), uses channels_last and, on CUDA only, bf16
-autocast; shows one tqdm bar; stops cleanly on Ctrl-C (the partial history is
-returned) and on a NaN/inf loss (with a message that says what to try).
+autocast; shows one tqdm bar (which says so early if the run will take over a
+minute); stops on a NaN/inf loss with a message that says what to try. Bad
+settings or data are one line before anything runs (aelab.validate).
+
+Ctrl-C raises FitInterrupted (a KeyboardInterrupt: a loop over fits stops
+too) carrying the partial history; the model keeps what it learned. With
+cache=True the finished epochs are saved first and the same fit, run again,
+resumes after them and ends with the same weights (aelab.checkpoint).
 """
 from __future__ import annotations
 
@@ -23,9 +29,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from aelab import checkpoint, validate
+from aelab.checkpoint import FitInterrupted
 from aelab.splits import Loader, to_float
-from aelab.utils import (atomic_save, cache_path, fingerprint, get_device, progress,
+from aelab.utils import (cache_path, fingerprint, get_device, progress, save_or_warn,
                          training_device, unreadable)
+
+OPTIMIZERS = ("adam", "sgd")
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -93,6 +103,8 @@ def autocast(device: torch.device):
 def evaluate(model: nn.Module, data, loss_fn: LossFn, *, batch_size: int = 1024,
              device=None) -> float:
     """Mean of loss_fn over `data` (eval mode, no gradients)."""
+    batch_size = validate.count("batch_size", batch_size, minimum=1)
+    validate.data(data, "the data", "evaluate")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     loader = as_loader(data, batch_size=batch_size, shuffle=False, device=device)
     was_training = model.training
@@ -112,6 +124,10 @@ def predict(model: nn.Module | Callable, X: torch.Tensor, *, batch_size: int = 1
     """model(X) in eval mode, in batches, returned on the CPU as float32. A model
     that returns several outputs (a tuple or list, nested: logits and
     reconstructions) gets the same structure back, each tensor concatenated."""
+    batch_size = validate.count("batch_size", batch_size, minimum=1)
+    if not torch.is_tensor(X) or X.dim() == 0 or len(X) == 0:
+        got = tuple(X.shape) if torch.is_tensor(X) else type(X).__name__
+        raise ValueError(f"predict: X must be a non-empty tensor of inputs, got {got}")
     if device is None:
         device = next(model.parameters()).device if isinstance(model, nn.Module) \
             else get_device()
@@ -150,7 +166,7 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, *,
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay,
                                fused=fused)
-    raise ValueError(f"unknown optimizer {name!r}: use 'adam' or 'sgd'")
+    raise ValueError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
 
 
 def fit_key(model: nn.Module, data, loss_fn, **settings) -> dict:
@@ -179,10 +195,12 @@ def load_fitted(model: nn.Module, key: dict, device) -> History | None:
 
 
 def save_fitted(model: nn.Module, key: dict, history: History) -> None:
-    """Cache a finished run (never an interrupted or diverged one)."""
+    """Cache a finished run (never an interrupted or diverged one). A failed
+    write (a full disk) is one line; the trained model is kept."""
     if history.stopped == "completed":
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        atomic_save(dict(state=state, history=history.to_dict()), cache_path(key, "fit"))
+        save_or_warn(dict(state=state, history=history.to_dict()),
+                     cache_path(key, "fit"))
 
 
 def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
@@ -202,11 +220,21 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
     cache: load the trained weights and history from the disk cache when this
         exact run (model and its initial weights, data, the source of loss_fn,
         settings) finished before; else train and store it. The callback runs
-        only when it trains. An interrupted run is not stored.
+        only when it trains. An interrupted run is stored as a checkpoint of
+        its finished epochs, from which the same fit, run again, resumes.
     """
-    if not (num_epochs >= 0 and lr > 0 and batch_size >= 1):  # NaN fails too
-        raise ValueError(f"need num_epochs >= 0, lr > 0 and batch_size >= 1; got "
-                         f"{num_epochs}, {lr}, {batch_size}")
+    num_epochs = validate.count("num_epochs", num_epochs, hint="e.g. 10")
+    batch_size = validate.count("batch_size", batch_size, minimum=1, hint="e.g. 128")
+    validate.positive("lr", lr, hint="e.g. 1e-3 for Adam")
+    validate.non_negative("weight_decay", weight_decay, hint="use 0 for none")
+    if clip_grad is not None:
+        validate.positive("clip_grad", clip_grad,
+                          hint="e.g. 1.0, or None for no clipping")
+    validate.choice("optimizer", optimizer, OPTIMIZERS)
+    validate.count("seed", seed, minimum=None)
+    validate.data(data, "the training data", desc)
+    if test_data is not None:
+        validate.data(test_data, "test_data", desc)
     device = training_device(device)
     key = None
     if cache:  # the key holds the initial weights: take it before training
@@ -220,20 +248,23 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
             return history
     torch.manual_seed(seed)
     loader = as_loader(data, batch_size=batch_size, shuffle=True, device=device, seed=seed)
-    if loader.num_samples == 0:
-        raise ValueError(f"{desc}: the training data is empty (0 images): pass at "
-                         "least one image, e.g. a larger label budget or pool")
     model.to(device, memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (all frozen?)")
     opt = make_optimizer(optimizer, params, lr, weight_decay)
     history = History(metrics={name: [] for name in (metrics or {})})
-    bar = progress(total=num_epochs * len(loader), desc=desc, disable=quiet, leave=False,
-               unit="step", mininterval=0.5)
-    start = time.perf_counter()
+    saved = checkpoint.load(model, opt, loader, key) if key is not None else None
+    if saved is not None:
+        history = History.from_dict(saved)
+        print(f"{desc}: resuming after epoch {len(history.train_loss)} of {num_epochs} "
+              "(the checkpoint an interrupted run left)", flush=True)
+    first, before = len(history.train_loss), history.seconds
+    bar = progress(total=num_epochs * len(loader), initial=first * len(loader),
+                   desc=desc, disable=quiet, leave=False, unit="step", mininterval=0.5)
+    start, snap, interrupted = time.perf_counter(), None, None
     try:
-        for epoch in range(num_epochs):
+        for epoch in range(first, num_epochs):
             model.train()
             total, count = torch.zeros((), device=device), 0
             for batch in loader:
@@ -266,17 +297,24 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
             bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", refresh=False)
             if watch is not None:
                 history.outputs.append(predict(model, watch, device=device))
+            if key is not None:  # the epoch is finished: what a rerun resumes from
+                history.seconds = before + time.perf_counter() - start
+                snap = checkpoint.snapshot(model, opt, loader, history)
             if callback is not None:
                 callback(model, epoch, history)
     except KeyboardInterrupt:
         history.stopped = "interrupted"
-        history.message = (f"{desc}: interrupted after {len(history.train_loss)} of "
-                           f"{num_epochs} epochs; the partial history is returned")
-        print(history.message, flush=True)
+        history.message = checkpoint.interrupted(desc, history, num_epochs, key,
+                                                 snap, first)
+        interrupted = FitInterrupted(history.message, history)
     finally:
         bar.close()
-        history.seconds = time.perf_counter() - start
+        history.seconds = before + time.perf_counter() - start
         model.eval()
+    if interrupted is not None:
+        raise interrupted
     if key is not None:
         save_fitted(model, key, history)
+        checkpoint.discard(key)
     return history
+
