@@ -207,6 +207,7 @@ def _fit_stacked(models, datas, loss_fn, seeds, evals, *, layout, num_epochs, lr
              else batched.PerModelData([_tuple(t) for t in v], device)
              for k, v in evals.items()}
     gens = [torch.Generator().manual_seed(s) for s in seeds]
+    torch.manual_seed(seeds[0])  # the noise an objective draws: set by the chunk
     fused = device.type in ("cpu", "cuda") or None
     opt = make_optimizer(optimizer, list(trainable.values()), lr, weight_decay,
                          fused=fused)

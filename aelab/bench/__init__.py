@@ -6,6 +6,8 @@ small (a warm-up), then `repeats` rounds with the variants taking turns, so a
 busy machine slows them alike. Cells give the median and, in brackets, the
 min-max over rounds. ratio = how many times faster aelab is, taken round by
 round (each round's aelab against the same round's naive): median (min-max).
+The many-initialisation row compares two of aelab's own strategies: its naive
+column is one `fit` after another, its aelab column fit_many's batched one.
 """
 from __future__ import annotations
 
@@ -80,8 +82,10 @@ def describe_machine(device) -> str:
             "(the naive side runs in a fresh process with glibc's defaults)")
 
 
-def main(quick: bool = False, out=None, device=None, repeats: int = 5) -> str:
-    """Run every benchmark, print the table and, if `out`, append it there."""
+def main(quick: bool = False, out=None, device=None, repeats: int = 5,
+         only: str | None = None) -> str:
+    """Run every benchmark (or those whose title contains `only`), print the
+    table and, if `out`, append it there."""
     device = training_device(device)  # aelab's side as fit() would run it
     repeats, t0 = (3 if quick else repeats), time.perf_counter()
     machine = describe_machine(device)
@@ -91,23 +95,27 @@ def main(quick: bool = False, out=None, device=None, repeats: int = 5) -> str:
                     X, device, w, quick, repeats)),
                 ("a many-model sweep", lambda w: cases.sweep(
                     X, y, Xte, yte, device, w, quick, repeats)),
+                ("many initialisations of one MLP", lambda w: cases.many_inits(
+                    X, y, Xte, yte, device, w, quick, repeats)),
                 ("linear probes", lambda w: cases.probes(
                     X, y, Xte, yte, device, w, quick, repeats))]
     if device.type == "cuda":
         sections.append(("large batches and many models on the GPU",
                          lambda w: cases.gpu(X, device, w, quick, repeats)))
+    if only:
+        sections = [(what, run) for what, run in sections if only in what]
     rows, extra = [], ""
     with Worker() as worker:
         for k, (what, run) in enumerate(sections, 1):
-            print(f"bench: {k}/4 {what} on {device}", flush=True)
+            print(f"bench: {k}/{len(sections)} {what} on {device}", flush=True)
             result = run(worker)
-            if k == 4:  # the GPU section also returns its roofline line
+            if what.endswith("GPU"):  # it also returns its roofline line
                 result, line = result
                 extra = ROOFLINE_HEADER + line
             print(table(result), flush=True)
             rows += result
     if device.type != "cuda":
-        print("bench: 4/4 skipped (no CUDA device)", flush=True)
+        print("bench: the GPU section skipped (no CUDA device)", flush=True)
     text = (f"### aelab bench{' (quick)' if quick else ''}, {device}\n\n{machine}\n"
             f"- {repeats} interleaved rounds; took {time.perf_counter() - t0:.0f} s; "
             f"load average {_load():.1f} at the end (other work on the machine "

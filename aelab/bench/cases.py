@@ -78,8 +78,46 @@ def sweep(X, y, Xte, yte, device, worker, quick, repeats):
     return [(f"{M}-model sweep", "s", sec["naive"], sec["aelab"], note)]
 
 
+def mlp(width, depth=2):
+    """784 -> width (sigmoid) x depth -> 10 logits."""
+    layers, d = [torch.nn.Flatten()], 28 * 28
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width), torch.nn.Sigmoid()]
+        d = width
+    return torch.nn.Sequential(*layers, torch.nn.Linear(d, 10))
+
+
+def many_inits(X, y, Xte, yte, device, worker, quick, repeats):
+    """3. M same-shape MLPs from M random starts on one training set, test and
+    train NLL recorded after every epoch: one fit after another
+    (strategy="sequential") vs fit_many's stacked weights (strategy="batched")."""
+    M, width, n, epochs = (4, 32, 512, 1) if quick else (20, 128, len(X), 2)
+
+    def run(strategy):
+        def go(small):
+            torch.manual_seed(0)
+            models = [mlp(width) for _ in range(2 if small else M)]
+            k = 256 if small else n
+            hs = fit_many(models, [(X[:k], y[:k])] * len(models), ce,
+                          strategy=strategy, num_epochs=1 if small else epochs,
+                          batch_size=64, test_data=(Xte, yte),
+                          eval_data={"train": (X[:1000], y[:1000])}, device=device,
+                          quiet=True)
+            return [h.test_loss[-1] for h in hs]
+        return go
+
+    sec, out = interleave({"sequential": run("sequential"),
+                           "batched": run("batched")}, repeats, device)
+    gap = max(abs(a - b) for a, b in zip(out["sequential"], out["batched"]))
+    note = (f"{M} MLPs 784-{width}-{width}-10 (sigmoid), {n} images x {epochs} "
+            f"epochs, batch 64, Adam; test and train NLL after every epoch. naive "
+            f"column: one fit after another; final test NLLs differ by <= {gap:.1e}")
+    return [(f"{M}-initialisation MLP sweep, fit_many batched", "s",
+             sec["sequential"], sec["batched"], note)]
+
+
 def probes(X, y, Xte, yte, device, worker, quick, repeats):
-    """3. 30 softmax heads on frozen 196-d features: a loop vs train_probes."""
+    """4. 30 softmax heads on frozen 196-d features: a loop vs train_probes."""
     # The label budgets of lesson 01's classroom profile, nested per seed.
     budgets = (10, 50) if quick else (20, 50, 100, 160, 200, 320, 500, 640, 800, 1000)
     seeds, epochs, steps = ((0, 1), 3, 100) if quick else ((0, 1, 2), 20, 300)
@@ -108,7 +146,7 @@ def probes(X, y, Xte, yte, device, worker, quick, repeats):
 
 
 def gpu(X, device, worker, quick, repeats):
-    """4. CUDA only: large batches, many vmapped models, and the roofline."""
+    """5. CUDA only: large batches, many vmapped models, and the roofline."""
     n, naive_n, per_model = (2048, 160, 512) if quick else (131_072, 2000, 4000)
     # (models, batch per model, cudnn.benchmark): the last is a diagnostic only
     configs = [(4, 256, False)] if quick else [(64, 4096, False), (256, 1024, False),
