@@ -23,7 +23,8 @@
 # **How to use the lessons.** Run the cells from top to bottom
 # (Shift+Enter). Text cells say *why* before each code cell says *how*.
 # Anything slow shows a progress bar and can be stopped with the ■ button:
-# you keep what was trained so far.
+# the model keeps the weights it has, and a cached run (`cache=True`) resumes
+# from its last finished epoch when you run the cell again.
 
 # %% [markdown]
 # On Colab, this cell installs aelab first (elsewhere it does nothing). It
