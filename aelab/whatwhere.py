@@ -51,8 +51,9 @@ class MacroLayerAE(nn.Module):
 
     Encoder: a_l = f_l(a_{l-1}) = pool(ReLU(conv3x3(a_{l-1}))), a_0 = X, one
     macro-layer per entry of `widths`; a linear classifier reads a_L. Decoder
-    f_l^dec: unpool ("switches": known switches, "fixed": top-left), then
-    conv3x3 (+ ReLU, except at the image).
+    f_l^dec: unpool ("switches": known switches, "fixed": top-left, or a module
+    called as unpool(X, switches, output_size)), then conv3x3 (+ ReLU, except
+    at the image).
     forward(X) returns (logits, recons), recons a list of (target, prediction):
       mode="first":     a^_L = a_L, a^_{l-1} = f_l^dec(a^_l); [(X, a^_0)]
       mode="all":       the same pathway, [(a_l, a^_l) for l = 0..L-1]
@@ -66,20 +67,23 @@ class MacroLayerAE(nn.Module):
     def __init__(self, *, in_channels=1, widths=(16, 32), num_classes=10,
                  unpool="switches", mode="first", in_size=28):
         super().__init__()
-        _check("unpool", unpool, ("switches", "fixed"))
+        if not isinstance(unpool, nn.Module):
+            _check("unpool", unpool, ("switches", "fixed"))
         _check("mode", mode, ("first", "all", "layerwise"))
-        self.mode, self.unpool_kind = mode, unpool
+        self.mode = mode
+        self.unpool_kind = unpool if isinstance(unpool, str) else type(unpool).__name__
         self.in_channels, self.widths, self.in_size = in_channels, tuple(widths), in_size
         chans, size = (in_channels, *widths), in_size
         self.encoder = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chans[l - 1], chans[l], 3, padding=1), nn.ReLU())
-            for l in range(1, len(chans)))
+            nn.Sequential(nn.Conv2d(chans[k - 1], chans[k], 3, padding=1), nn.ReLU())
+            for k in range(1, len(chans)))
         self.pool = SwitchMaxPool()
-        self.unpool = SwitchUnpool() if unpool == "switches" else FixedUnpool()
+        self.unpool = (unpool if isinstance(unpool, nn.Module) else
+                       SwitchUnpool() if unpool == "switches" else FixedUnpool())
         self.decoder = nn.ModuleList(  # decoder[l - 1] is f_l^dec: a_l -> a_{l-1}
-            nn.Sequential(nn.Conv2d(chans[l], chans[l - 1], 3, padding=1),
-                          *([nn.ReLU()] if l > 1 else []))
-            for l in range(1, len(chans)))
+            nn.Sequential(nn.Conv2d(chans[k], chans[k - 1], 3, padding=1),
+                          *([nn.ReLU()] if k > 1 else []))
+            for k in range(1, len(chans)))
         for _ in widths:
             size //= 2  # 28 -> 14 -> 7 -> 3
         self.classifier = nn.Sequential(  # C x s x s -> C*s*s -> num_classes
@@ -107,23 +111,23 @@ class MacroLayerAE(nn.Module):
     def encode(self, X: torch.Tensor) -> torch.Tensor:
         return self._encode(X)[0][-1]
 
-    def _decode(self, l, h, switches, sizes):
+    def _decode(self, k, h, switches, sizes):
         """f_l^dec: a_l -> a_{l-1}, unpooling with layer l's switches."""
-        h = self.unpool(h, switches[l - 1], output_size=sizes[l - 1])  # h -> 2h
-        return self.decoder[l - 1](h)
+        h = self.unpool(h, switches[k - 1], output_size=sizes[k - 1])  # h -> 2h
+        return self.decoder[k - 1](h)
 
     def forward(self, X: torch.Tensor):
         acts, switches, sizes = self._encode(X)
         L = len(self.encoder)
         logits = self.classifier(acts[L])
         if self.mode == "layerwise":
-            return logits, [(acts[l - 1], self._decode(l, acts[l], switches, sizes))
-                            for l in range(1, L + 1)]
+            return logits, [(acts[k - 1], self._decode(k, acts[k], switches, sizes))
+                            for k in range(1, L + 1)]
         preds, h = {}, acts[L]
-        for l in range(L, 0, -1):
-            h = preds[l - 1] = self._decode(l, h, switches, sizes)
+        for k in range(L, 0, -1):
+            h = preds[k - 1] = self._decode(k, h, switches, sizes)
         levels = [0] if self.mode == "first" else range(L)
-        return logits, [(acts[l], preds[l]) for l in levels]
+        return logits, [(acts[k], preds[k]) for k in levels]
 
 
 def inverter(model: MacroLayerAE, depth: int, *, unpool: str = "switches"

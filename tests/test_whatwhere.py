@@ -95,3 +95,19 @@ def test_fit_many_trains_augmented_classifiers_with_the_joint_loss(strategy):
         assert not torch.equal(m.decoder[0][0].weight.cpu(), b["decoder.0.0.weight"])
         logits, recons = h.outputs[-1]
         assert logits.shape == (4, 10) and recons[0][1].shape == (4, 1, 28, 28)
+
+
+def test_an_unpool_module_passed_in_is_the_one_the_decoder_uses():
+    class Doubled(SwitchUnpool):
+        def forward(self, X, indices, output_size=None):
+            return 2 * super().forward(X, indices, output_size)
+
+    torch.manual_seed(0)
+    plain = MacroLayerAE(widths=(4, 8), mode="layerwise", unpool="switches")
+    torch.manual_seed(0)
+    doubled = MacroLayerAE(widths=(4, 8), mode="layerwise", unpool=Doubled())
+    X = torch.rand(2, 1, 28, 28)
+    (_, [(_, a), _]), (_, [(_, b), _]) = plain(X), doubled(X)
+    assert not torch.allclose(a, b) and "Doubled" in repr(doubled)
+    with pytest.raises(ValueError):
+        MacroLayerAE(unpool="nearest")
