@@ -34,7 +34,7 @@ from aelab import batched
 from aelab.splits import to_float
 from aelab.train import (History, autocast, evaluate, fit, fit_key, load_fitted,
                          make_optimizer, predict, save_fitted)
-from aelab.utils import progress, training_device
+from aelab.utils import progress, say_once, training_device
 
 VMAP_MAX_BATCH = 1024
 STRATEGIES = ("auto", "sequential", "batched", "vmap")
@@ -79,6 +79,17 @@ def _choose(strategy, models, device, batch_size) -> str:
     return "sequential"
 
 
+def _describe(strategy: str, models: list) -> str:
+    """Which strategy trains the models, in words (say it once per kind)."""
+    if strategy == "vmap" and any(True for m in models for _ in m.buffers()):
+        return ("models with buffers (BatchNorm) one after another, since their "
+                "running statistics cannot update under vmap; the others stacked "
+                "under vmap")
+    return {"sequential": "one model after another",
+            "vmap": "same-shape models stacked under vmap",
+            "batched": "same-shape models stacked into batched matmuls"}[strategy]
+
+
 def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
              num_epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
              optimizer: str = "adam", weight_decay: float = 0.0,
@@ -112,6 +123,9 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
              for k, v in evals.items() if v is not None}
     device = training_device(device)
     strategy = _choose(strategy, models, device, batch_size)
+    if not quiet:
+        say_once(f"fit_many {strategy} {device.type}",
+                 f"aelab: fit_many on {device.type}: {_describe(strategy, models)}")
     seeds = list(seeds) if seeds is not None else list(range(len(models)))
     datas = [_tuple(d) for d in datas]
     kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,

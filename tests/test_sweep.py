@@ -169,3 +169,20 @@ def test_ctrl_c_keeps_the_finished_chunks_cached_and_a_rerun_resumes(
     hs = fit_many(copy.deepcopy(models), datas, ce, **kw)
     assert [h.cached for h in hs] == [True, True, False, False]
     assert all(h.stopped == "completed" for h in hs)
+
+
+def test_fit_many_says_once_which_strategy_it_used_and_why_for_batchnorm(
+        monkeypatch, capsys):
+    from aelab import sweep, utils
+
+    monkeypatch.setattr(utils, "_said", set())
+    bn = [nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
+                        nn.Linear(72, 3)) for _ in range(2)]
+    assert "BatchNorm" in sweep._describe("vmap", bn)  # what a GPU would say
+    assert "batched matmuls" in sweep._describe("batched", [mlp()])
+    X = torch.rand(8, 1, 8, 8)
+    y = torch.randint(0, 3, (8,))
+    for _ in range(2):
+        fit_many(bn, [(X, y)] * 2, ce, num_epochs=1, batch_size=4)
+    said = capsys.readouterr().out
+    assert said.count("fit_many on cpu: one model after another") == 1
