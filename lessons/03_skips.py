@@ -592,8 +592,9 @@ def labeled_subset(d, n, seed):
 
 # %% [markdown]
 # The protocol loop: for each dataset and seed, every budget × initialisation
-# is one network; a budget's three go through `fit_many` together. One tidy
-# row per (initialisation, budget, seed).
+# is one network; a budget's three go through `fit_many` together, which says
+# once how it trains them (BatchNorm networks one after another, on a CPU and
+# on a GPU alike). One tidy row per (initialisation, budget, seed).
 
 # %% tags=["nbval-ignore-output"]
 INITS = {"random init": None, "no skips": "no skips", "skips": "skips"}
