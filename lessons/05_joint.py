@@ -697,7 +697,7 @@ def switches_win(_):
 
 
 def all_beat(ds):
-    """The same `beats` rule for each of the six; the gaps in points, in one line."""
+    """The same `beats` rule for each of the six; the gaps in points, one a line."""
     def judge_it(results):
         oks = [beats(f"{arm} ({ds})", [f"classifier alone ({ds})"]).judge(results)[0]
                for arm in AUGMENTED]
