@@ -42,15 +42,20 @@
 # `aelab run erhan` executes this same text headless.
 
 # %% [markdown]
-# On Colab, this cell installs aelab first (elsewhere it does nothing).
+# On Colab, this cell installs aelab first (elsewhere it does nothing). It
+# keeps Colab's own ipywidgets 7.7, which shows aelab's widgets as they are
+# (no custom widget manager needed). The command is Colab's `!pip install`,
+# written as Python: should pip replace a package Colab had already imported,
+# Colab says so and offers to restart the runtime.
 
 # %%
 import sys
 
 if "google.colab" in sys.modules:  # Colab starts without aelab
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "aelab @ git+https://github.com/aelab-course/aelab"], check=True)
+    from IPython import get_ipython
+
+    AELAB = "aelab @ git+https://github.com/aelab-course/aelab"
+    get_ipython().system(f'pip install -q "{AELAB}"')
 
 # %% [markdown]
 # Seed everything first.
