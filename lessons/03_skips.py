@@ -380,8 +380,8 @@ print(PSNR_TABLE)
 # is drawn once and only its pixels change, so a move redraws quickly.)
 
 # %% tags=["nbval-ignore-output"]
-GRIDS = {ds: widgets.ImageRows(["clean", "input", "no skips", "skips"], 8,
-                               d["X_test"].shape) for ds, d in DATA.items()}
+LABELS = ["clean", "input 00.0 dB", "no skips 00.0 dB", "skips 00.0 dB"]  # widest
+GRIDS = {ds: widgets.ImageRows(LABELS, 8, d["X_test"].shape) for ds, d in DATA.items()}
 
 
 def explore_denoising(dataset, kind, level):

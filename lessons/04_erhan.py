@@ -771,8 +771,11 @@ def explore(depth, size, shown, **arms):
         labels.append(f"{arm}\nmedian {np.median(v):.2f}")
     ax2.set_xticks(range(len(present)), labels, fontsize=7)
     ax2.set_ylabel("final test error (%)"), ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    runs = max(len(FINAL[depth, size, arm]["test_error"]) for arm in present)
+    fig.suptitle(f"inits shown: the first {shown}, of the {runs} run at this "
+                 "depth and size", fontsize=9)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.86, wspace=0.22)
+    return fig  # (fixed margins: tight_layout would cost a redraw per move)
 
 
 box = dict(indent=False, layout=W.Layout(width="140px"))
