@@ -72,9 +72,10 @@ def _choose(strategy, models, device, batch_size) -> str:
         # sequential 679k. Big batches already fill the GPU one model at a time.
         return "vmap"
     if device.type == "cpu" and not why_not and len(models) > 1 and batch_size <= 256:
-        # Measured on 2 shared CPU cores, 20 MLPs 784-128-128-10 at batch 64, one
-        # epoch of 4,000 images: 1.4-1.9x faster than one fit after another with
-        # 1 torch thread, 2.9-10x with 2 (benchmarks/RESULTS.md).
+        # Measured on 2 CPU cores (benchmarks/batched_cpu.py): 4 or 20 MLPs
+        # 784-(32|128|512)x(1|3)-10, batch 64 or 256, never slower (median of 3
+        # rounds), 1.0-6.0x faster than one fit after another with 2 threads,
+        # 1.0-2.7x with 1; 20 x 784-128-128-10 at batch 64: 3.1-3.2x (RESULTS.md).
         return "batched"
     return "sequential"
 
