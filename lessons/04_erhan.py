@@ -61,7 +61,7 @@ if "google.colab" in sys.modules:  # Colab starts without aelab
 # Seed everything first.
 
 # %%
-import copy
+import functools
 import time
 
 import ipywidgets as W
@@ -292,7 +292,7 @@ def encode(layer, codes):
 def greedy_pretrain(X, widths, seeds, train_daes):
     """{seed: [encoder layer 1, layer 2, ...]}, each layer trained as a DAE on
     the codes of the layers below it."""
-    codes = [X] * len(seeds)  # what the next layer learns from, per seed
+    codes = [X] * len(seeds)  # noqa: F841 - what the next layer learns from
     stacks = {seed: [] for seed in seeds}
     for layer, width in enumerate(widths):
         ...  # your code here
@@ -378,9 +378,10 @@ def constant_bce(codes):
 DAE_STALLED = []  # (size, layer, seed) of stalled DAEs
 
 
-def pretrain(X_images, seeds, num_layers):
-    """Greedy pretraining of every seed's stack on these images."""
-    def train_daes(codes, width, layer):
+def pretrain(X_images, seeds, num_layers, group=32):
+    """Greedy pretraining of every seed's stack on these images, `group` seeds
+    at a time (the codes of a group's seeds are in memory together)."""
+    def train_daes(codes, width, layer, seeds):
         daes = []
         for seed, c in zip(seeds, codes):
             torch.manual_seed(10_000 * (layer + 1) + seed)
@@ -395,7 +396,12 @@ def pretrain(X_images, seeds, num_layers):
         return daes
 
     pixels = to_float(X_images).flatten(1)  # N x 784 in [0, 1]
-    return greedy_pretrain(pixels, [WIDTH] * num_layers, seeds, train_daes)
+    stacks = {}
+    for k in range(0, len(seeds), group):
+        chunk = seeds[k:k + group]
+        stacks.update(greedy_pretrain(pixels, [WIDTH] * num_layers, chunk,
+                                      functools.partial(train_daes, seeds=chunk)))
+    return stacks
 
 
 # %% [markdown]
