@@ -471,9 +471,16 @@ check_small_decoder(small_decoder)
 # set. The raw pixels get a probe too: the line any layer is measured from.
 
 # %%
-def layer_outputs(encoder, X, k):
-    """Output of encoder layer k (1 = the first) for X, frozen, on the CPU."""
-    return aelab.predict(lambda xb: encoder[:k](xb), X)
+def layer_outputs(encoder, X):
+    """Every encoder layer's output for X (frozen, on the CPU), layer 1 first:
+    one pass through the encoder for all the layers."""
+    def all_layers(xb):
+        outs = []
+        for block in encoder:
+            xb = block(xb)
+            outs.append(xb)
+        return outs
+    return aelab.predict(all_layers, X)
 
 
 def reconstruction_loss(model, batch):
@@ -500,9 +507,8 @@ for ds, d in DATA.items():
         if ds_ != ds:
             continue
         encoder = copy.deepcopy(model.encoder).requires_grad_(False).eval()
-        for k in range(1, len(encoder) + 1):
-            Z_lab, Z_test = layer_outputs(encoder, X_lab, k), layer_outputs(
-                encoder, d["X_test"], k)
+        outputs = [layer_outputs(encoder, X) for X in (X_lab, d["X_test"], X_dec)]
+        for k, (Z_lab, Z_test, Z_dec) in enumerate(zip(*outputs), 1):
             probe = train_probes(Z_lab.flatten(1), y_lab, [torch.arange(len(Z_lab))],
                                  num_steps=SETTINGS["probe_steps"])
             y_hat = probe.predict(Z_test.flatten(1))[0]
@@ -512,7 +518,7 @@ for ds, d in DATA.items():
             torch.manual_seed(seed)
             decoder = small_decoder(Z_test.shape[1], halvings,
                                     out_channels=d["pool"].shape[1])
-            aelab.fit(decoder, (layer_outputs(encoder, X_dec, k), to_float(X_dec)),
+            aelab.fit(decoder, (Z_dec, to_float(X_dec)),
                       reconstruction_loss, num_epochs=SETTINGS["dec_epochs"], lr=3e-3,
                       batch_size=32, seed=seed, desc=f"{ds} {name} layer {k}",
                       cache=True, quiet=True)
