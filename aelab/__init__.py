@@ -6,10 +6,13 @@ Public API (re-exports only; see each module for the details):
     fit, evaluate, predict, History        the generic training loop  (train)
     fit_many                               many small models at once  (sweep)
     frozen_features, train_probes          heads on frozen features   (probes)
-    study, exercises                       results and claims tables; exercise checks
+    study, verdicts                        results, claims, paired effects, gates
+    profile                                the seeds a lesson runs (AELAB_SEEDS)
+    exercises                              exercise checks
     get_device, get_profile, seed_everything, cached                  (utils)
 """
-from aelab import corrupt, data, exercises, losses, metrics, models, plot, study
+from aelab import (corrupt, data, exercises, losses, metrics, models, plot, profile,
+                   study, verdicts)
 from aelab.data import load_dataset
 from aelab.splits import Loader, make_splits
 from aelab.probes import frozen_features, train_probes
@@ -19,6 +22,6 @@ from aelab.utils import cached, get_device, get_profile, seed_everything
 
 __version__ = "0.1.0"
 __all__ = ["corrupt", "data", "exercises", "losses", "metrics", "models", "plot",
-           "study", "load_dataset", "Loader", "make_splits", "fit_many",
+           "profile", "study", "verdicts", "load_dataset", "Loader", "make_splits", "fit_many",
            "frozen_features", "train_probes", "History", "evaluate",
            "fit", "predict", "cached", "get_device", "get_profile", "seed_everything"]

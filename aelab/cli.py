@@ -97,7 +97,7 @@ def cmd_run(args, extra) -> int:
         return 0 if args.list else 2
     try:
         runner.run(args.lesson, profile=args.profile, out=args.out,
-                   timeout=args.timeout)
+                   timeout=args.timeout, seeds=args.seeds)
     except runner.LessonError as err:
         print(f"aelab run: {err}", file=sys.stderr)
         return 1
@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
     run.add_argument("--out", default="out",
                      help="folder for the executed notebook, figures and tables")
+    run.add_argument("--seeds", default=None, metavar="SPEC",
+                     help="replace the lesson's seeds: 5-9, 5,6,7 or 0-2,7 (sets "
+                          "AELAB_SEEDS), to rerun a study on seeds nobody tuned on")
     run.add_argument("--timeout", type=float, default=None,
                      help="stop a cell that runs longer than this many seconds")
     run.set_defaults(func=cmd_run)

@@ -119,8 +119,11 @@ class Probes:
     """M heads on the same features, linear or MLP, as stacked weights:
     layers[j] = (W (M, D_in, D_out), b (M, D_out)), ReLU between layers."""
 
-    def __init__(self, layers, mean, std):
+    def __init__(self, layers, mean, std, losses=None, train_accuracy=None):
         self.layers, self.mean, self.std = layers, mean, std
+        # (M, steps) each head's cross-entropy on its own labels at every step,
+        # and (M,) its accuracy on them at the end: did the head converge?
+        self.losses, self.train_accuracy = losses, train_accuracy
 
     def __len__(self) -> int:
         return len(self.layers[0][0])
@@ -244,6 +247,7 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
     sizes = [F.shape[1], *HEADS[head], C]
     generator = torch.Generator().manual_seed(seed)
     trained = [None] * len(subsets)
+    curves, fit = [None] * len(subsets), [None] * len(subsets)
     # Heads with subsets of equal size train as one batched op on their own rows
     # only (a budget sweep has one group per budget, the seeds batched inside).
     # Adam is element-wise, so grouping gives the same heads as one big op.
@@ -256,16 +260,24 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
         layers = _init(len(heads), sizes, generator, device)
         params = [t for layer in layers for t in layer]
         opt = torch.optim.Adam(params, lr=lr)
+        steps = []
         for _ in range(num_steps):
             logits = _forward(Fg, layers)
-            ce = F_.cross_entropy(logits.flatten(0, 1), yg.flatten())
+            per_head = F_.cross_entropy(logits.flatten(0, 1), yg.flatten(),
+                                        reduction="none").view(yg.shape).mean(1)
+            ce = per_head.mean()
             l2 = sum(W.pow(2).sum() for W, _ in layers)
             loss = ce * len(heads) + weight_decay * l2 / 2
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps.append(per_head.detach())
+        with torch.no_grad():
+            right = (_forward(Fg, layers).argmax(-1) == yg).float().mean(1)
+        steps = torch.stack(steps, 1).cpu()  # heads, steps
         for k, m in enumerate(heads):
             trained[m] = [(W[k].detach(), b[k].detach()) for W, b in layers]
+            curves[m], fit[m] = steps[k], float(right[k])
     stacked = [(torch.stack([t[j][0] for t in trained]),
                 torch.stack([t[j][1] for t in trained])) for j in range(len(sizes) - 1)]
-    return Probes(stacked, mean, std)
+    return Probes(stacked, mean, std, torch.stack(curves), torch.tensor(fit))

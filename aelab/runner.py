@@ -164,10 +164,11 @@ class _Kernel:
 
 
 def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
-        timeout: int | None = None, log=None) -> dict:
+        timeout: int | None = None, seeds: str | None = None, log=None) -> dict:
     """Execute a lesson's cells in order in a fresh kernel; return what was
-    written. Raises LessonError with one line if a cell fails (the notebook
-    up to that cell is still written)."""
+    written. `seeds` ("5-9", "5,6,7") replaces the lesson's seeds (it is
+    AELAB_SEEDS for the kernel). Raises LessonError with one line if a cell
+    fails (the notebook up to that cell is still written)."""
     import jupytext
     import nbformat
 
@@ -178,6 +179,13 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     validate.environment()  # the kernel inherits these: a typo is one line now
     if timeout is not None:
         timeout = validate.positive("--timeout", timeout, hint="seconds per cell")
+    if seeds is not None:
+        from aelab.profile import parse_seeds
+
+        try:
+            seeds = ",".join(map(str, parse_seeds(seeds)))
+        except ValueError as err:
+            raise ValueError(f"--seeds: {err}") from None
     path = find(lesson)
     out = Path(out).resolve()
     try:
@@ -191,11 +199,15 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     nb = jupytext.read(path)
     # The kernel inherits this environment: the profile, and where to save tables.
     saved_env = {k: os.environ.get(k)
-                 for k in ("AELAB_PROFILE", "AELAB_OUT", "AELAB_PROGRESS")}
+                 for k in ("AELAB_PROFILE", "AELAB_OUT", "AELAB_PROGRESS", "AELAB_SEEDS")}
     os.environ.update(AELAB_PROFILE=profile, AELAB_OUT=str(out), AELAB_PROGRESS="lines")
+    if seeds is not None:
+        os.environ["AELAB_SEEDS"] = seeds
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     start = time.perf_counter()
-    log(f"aelab run: {path.name}, profile {profile}, {len(code)} code cells -> {out}")
+    chosen = f", seeds {os.environ['AELAB_SEEDS']}" if os.environ.get("AELAB_SEEDS") else ""
+    log(f"aelab run: {path.name}, profile {profile}{chosen}, {len(code)} code cells "
+        f"-> {out}")
     kernel = _Kernel(cwd=path.parent, stderr_log=out / "kernel-stderr.log")
     failure = None
     try:

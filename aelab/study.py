@@ -25,7 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-REPRODUCED, NOT_REPRODUCED, NOT_TESTED = "REPRODUCED", "NOT REPRODUCED", "NOT TESTED"
+from aelab.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTED, REPRODUCED,
+                            STATUSES, Effect, Gate, Gates, as_status, combine,
+                            health_gate, paired_effect, plateau)
+
+__all__ = ["Results", "Claim", "ClaimsTable", "Verdict", "Finding", "Rule", "judge",
+           "beats", "best", "within", "at_least", "rule", "paired_gaps", "markdown",
+           "save_run", "output_dir", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE",
+           "NOT_TESTED", "STATUSES", "Effect", "Gate", "Gates", "as_status",
+           "combine", "health_gate", "paired_effect", "plateau"]
 
 
 class Results:
@@ -36,13 +44,48 @@ class Results:
 
     def __init__(self, rows: list, *, value: str = "accuracy", scale: float = 100.0,
                  unit: str = "%"):
-        rows = [dict(r) for r in rows]
-        missing = [k for k in ("method", "budget", "seed", value)
-                   if rows and k not in rows[0]]
-        if missing:
-            raise ValueError(f"Results rows need the keys method, budget, seed and "
-                             f"{value!r}; the first row lacks {missing}")
+        try:
+            rows = [dict(r) for r in rows]
+        except (TypeError, ValueError):
+            raise ValueError("Results takes a list of dicts, one per run: "
+                             "dict(method=..., budget=..., seed=..., "
+                             f"{value}=...)") from None
+        for i, r in enumerate(rows):
+            missing = [k for k in ("method", "budget", "seed", value) if k not in r]
+            if missing:
+                raise ValueError(f"Results row {i} lacks {missing}: every row needs "
+                                 f"method, budget, seed and {value!r} ({r})")
+            x = r[value]
+            if isinstance(x, (str, bytes)) or not isinstance(x, (int, float, np.number)):
+                if isinstance(x, str):
+                    raise ValueError(
+                        f"Results row {i}: {value}={x!r} is text (read back from a "
+                        f"CSV?): convert it, e.g. float(row[{value!r}])")
+                if not (hasattr(x, "item") and getattr(x, "ndim", 1) == 0):
+                    raise ValueError(f"Results row {i}: {value}={x!r} is not a number")
+                r[value] = x.item()
+            for k in ("budget", "seed"):
+                if isinstance(r[k], str):
+                    raise ValueError(f"Results row {i}: {k}={r[k]!r} is text: give a "
+                                     f"number, e.g. int(row[{k!r}])")
+        dead = [m for m in dict.fromkeys(r["method"] for r in rows)
+                if all(not math.isfinite(float(r[value])) for r in rows
+                       if r["method"] == m)]
+        if dead:
+            raise ValueError(f"every {value} of {dead} is NaN or infinite: those runs "
+                             "failed; check their training before judging them")
         self.rows, self.value, self.scale, self.unit = rows, value, scale, unit
+
+    @property
+    def unit_short(self) -> str:
+        """The unit of a scaled difference: points for %, else the unit."""
+        return " points" if self.unit == "%" else self.unit
+
+    def cells(self, method: str) -> dict:
+        """{(seed, budget): value, scaled} of one method (finite values only)."""
+        return {(r["seed"], r["budget"]): float(r[self.value]) * self.scale
+                for r in self.rows if r["method"] == method
+                and math.isfinite(float(r[self.value]))}
 
     @property
     def methods(self) -> list:
@@ -160,6 +203,17 @@ class Results:
         return out / f"{name}.csv"
 
 
+def _per_seed(results, method, budgets):
+    """Mean over the budgets in range, per seed: {seed: value}; {} if none."""
+    if method not in results.methods:
+        return {}
+    chosen, v = results.values(method, budgets)
+    if not chosen:
+        return {}
+    with np.errstate(all="ignore"):
+        return dict(zip(results.seeds(method), np.nanmean(v, axis=1)))
+
+
 def _within(n, budgets) -> bool:
     return budgets is None or budgets[0] <= n <= budgets[1]
 
@@ -169,13 +223,37 @@ def _plain(v):
 
 
 # ------------------------------------------------------------------- rules
+@dataclass
+class Finding:
+    """What a rule found: a status, what was measured (one line per part),
+    what would settle it when INCONCLUSIVE, and the status the means alone give
+    (`point`, used on a paper's single figures)."""
+
+    status: str
+    measured: str
+    settle: str = ""
+    point: str = NOT_TESTED
+
+
+def _finding(parts: list, label=lambda i: "") -> Finding:
+    """Join (label, Effect) parts: statuses combined with 'and'."""
+    effects = [e for _, e in parts]
+    status = combine(e.status for e in effects)
+    settles = [e.settle() for e in effects if e.status == INCONCLUSIVE]
+    return Finding(status, f";\n".join(f"{k}{e}" for k, e in parts),
+                   settles[0] if settles else "",
+                   combine(e.point_status for e in effects))
+
+
 class Rule:
-    """A criterion: `criterion` says it in words; judge(results) returns
-    (True / False / None for not testable, what was measured)."""
+    """A criterion: `criterion` says it in words, `arms` names the methods it
+    rests on (their health gates decide whether it can be judged), and
+    judge(results) returns a Finding."""
 
     criterion = ""
+    arms: tuple = ()
 
-    def judge(self, results: Results) -> tuple[bool | None, str]:
+    def judge(self, results: Results) -> Finding:
         raise NotImplementedError
 
     def __and__(self, other: Rule) -> Rule:
@@ -186,143 +264,196 @@ class AllOf(Rule):
     def __init__(self, *rules: Rule):
         self.rules = rules
         self.criterion = " and ".join(r.criterion for r in rules)
+        self.arms = tuple(dict.fromkeys(a for r in rules for a in r.arms))
 
     def judge(self, results):
-        verdicts = [r.judge(results) for r in self.rules]
-        oks = [ok for ok, _ in verdicts]
-        ok = None if None in oks else all(oks)
-        return ok, "; ".join(m for _, m in verdicts)
+        found = [r.judge(results) for r in self.rules]
+        settles = [f.settle for f in found if f.settle]
+        return Finding(combine(f.status for f in found),
+                       ";\n".join(f.measured for f in found),
+                       settles[0] if settles else "", combine(f.point for f in found))
 
 
 def _span(budgets) -> str:
     return "" if budgets is None else f" at {budgets[0]}-{budgets[1]} labels"
 
 
-def _per_seed(results, method, budgets):
-    """Mean over the budgets in range, per seed: {seed: value}; {} if none."""
-    if method not in results.methods:
-        return {}
-    chosen, v = results.values(method, budgets)
-    if not chosen:
-        return {}
-    return dict(zip(results.seeds(method), np.nanmean(v, axis=1)))
+def _absent(results, arms) -> Finding | None:
+    gone = [m for m in arms if m not in results.methods]
+    return Finding(NOT_TESTED, f"{', '.join(gone)} not run") if gone else None
 
 
-class at_least(Rule):  # noqa: N801 - reads as a phrase in a claims cell
-    """Every budget in range: the mean over seeds >= threshold."""
+def paired_gaps(results: Results, method: str, rival: str, budgets=None, *,
+                every_budget: bool = False) -> dict:
+    """Per-seed paired differences method - rival (scaled), on the budgets both
+    ran within `budgets`: {budget: {seed: gap}} if every_budget, else
+    {None: {seed: mean gap over those budgets}}. Seeds run by only one arm are
+    left out; if no seed is shared, one line says so."""
+    a, b = results.cells(method), results.cells(rival)
+    common = [n for n in sorted({n for _, n in a} & {n for _, n in b})
+              if _within(n, budgets)]
+    seeds_a, seeds_b = {s for s, _ in a}, {s for s, _ in b}
+    shared = sorted(seeds_a & seeds_b)
+    if not shared:
+        raise ValueError(f"{method!r} ran seeds {sorted(seeds_a)} and {rival!r} seeds "
+                         f"{sorted(seeds_b)}: a paired effect needs the same seeds in "
+                         "both arms; run both on the same seeds")
+    gaps = {n: {s: a[s, n] - b[s, n] for s in shared if (s, n) in a and (s, n) in b}
+            for n in common}
+    if every_budget:
+        return gaps
+    per_seed = {}
+    for s in shared:
+        vals = [gaps[n][s] for n in common if s in gaps[n]]
+        per_seed[s] = float(np.mean(vals)) if vals else math.nan
+    return {None: per_seed} if common else {}
 
-    def __init__(self, method: str, threshold: float, *, budgets=None):
-        self.method, self.threshold, self.budgets = method, threshold, budgets
-        self.criterion = (f"{method}: mean over seeds >= {threshold:g} at every "
-                          f"budget{_span(budgets)}")
 
-    def judge(self, results):
-        if self.method not in results.methods:
-            return None, f"{self.method} was not run"
-        chosen, v = results.values(self.method, self.budgets)
-        if not chosen:
-            return None, f"no budget{_span(self.budgets)} in this run"
-        means = np.nanmean(v, axis=0)
-        worst = int(np.argmin(means))
-        where = f" at {chosen[worst]} labels" if len(chosen) > 1 else ""
-        return bool(means.min() >= self.threshold), (
-            f"{self.method}: lowest {means[worst]:.1f}{where}")
+class beats(Rule):  # noqa: N801 - reads as a phrase in a claims cell
+    """The method is above each rival by more than `margin` (in the Results'
+    unit, e.g. points): the per-seed paired difference (same seed, same labeled
+    subsets), averaged over the budgets in range or judged at every budget,
+    with a 95% bootstrap interval that must clear the margin."""
 
-
-class beats(Rule):  # noqa: N801
-    """In every seed, the method's mean over the budgets in range is above each
-    rival's by more than `margin` (a win that holds across seeds, not only on
-    average)."""
-
-    def __init__(self, method: str, rivals, *, margin: float = 0.0, budgets=None):
-        self.method, self.budgets, self.margin = method, budgets, margin
+    def __init__(self, method: str, rivals, *, margin: float = 0.0, budgets=None,
+                 every_budget: bool = False):
+        self.method, self.budgets, self.margin = method, budgets, float(margin)
         self.rivals = [rivals] if isinstance(rivals, str) else list(rivals)
-        self.criterion = (f"{method} above {', '.join(self.rivals)} by more than "
-                          f"{margin:g} in every seed (mean over budgets"
-                          f"{_span(budgets)})")
+        self.every_budget = every_budget
+        self.arms = (method, *self.rivals)
+        where = "at every budget" if every_budget else "mean over budgets"
+        self.criterion = (f"{method} minus {', '.join(self.rivals)}: paired 95% interval "
+                          f"above {margin:g} ({where}{_span(budgets)})")
 
     def judge(self, results):
-        absent = [m for m in [self.method, *self.rivals] if m not in results.methods]
-        if absent:
-            return None, f"{', '.join(absent)} not run"
-        mine = _per_seed(results, self.method, self.budgets)
-        if not mine:
-            return None, f"no budget{_span(self.budgets)} in this run"
-        ok, parts = True, []
+        gone = _absent(results, self.arms)
+        if gone:
+            return gone
+        parts = []
         for rival in self.rivals:
-            theirs = _per_seed(results, rival, self.budgets)
-            gaps = [mine[s] - theirs[s] for s in mine if s in theirs]
-            ok = ok and bool(gaps) and bool(min(gaps) > self.margin)
-            parts.append(f"vs {rival}: {np.mean(gaps):+.1f} (seeds "
-                         + ", ".join(f"{g:+.1f}" for g in gaps) + ")")
-        return ok, f"{self.method} " + "; ".join(parts)
+            gaps = paired_gaps(results, self.method, rival, self.budgets,
+                               every_budget=self.every_budget)
+            for n, per_seed in gaps.items():
+                where = "" if n is None else f" at {n}"
+                parts.append((f"vs {rival}{where}: ", paired_effect(
+                    list(per_seed.values()), self.margin, unit=results.unit_short)))
+        if not parts:
+            return Finding(NOT_TESTED, f"no budget{_span(self.budgets)} in this run")
+        return _finding(parts)
 
 
 class best(Rule):  # noqa: N801
-    """The method's mean (over seeds and the budgets in range) is the highest."""
+    """The method beats every other method (in `among`, default all) by more
+    than `margin`: `beats` against each of them."""
 
-    def __init__(self, method: str, *, budgets=None, among=None):
-        self.method, self.budgets, self.among = method, budgets, among
-        self.criterion = f"{method} has the highest mean{_span(budgets)}"
+    def __init__(self, method: str, *, margin: float = 0.0, budgets=None, among=None):
+        self.method, self.margin, self.budgets, self.among = method, margin, budgets, among
+        self.arms = (method, *(among or ()))
+        self.criterion = (f"{method} above every other method by more than {margin:g} "
+                          f"(paired 95% interval, mean over budgets{_span(budgets)})")
 
     def judge(self, results):
-        methods = [m for m in (self.among or results.methods) if m in results.methods]
-        if self.method not in results.methods or len(methods) < 2:
-            return None, f"{self.method} was not run"
-        means = {m: float(np.nanmean(list(_per_seed(results, m, self.budgets).values())
-                                     or [np.nan])) for m in methods}
-        means = {m: v for m, v in means.items() if not math.isnan(v)}
-        if self.method not in means:
-            return None, f"no budget{_span(self.budgets)} in this run"
-        top = max(means, key=means.get)
-        rival = max((m for m in means if m != self.method), key=means.get)
-        return top == self.method, (f"{self.method} {means[self.method]:.1f} vs "
-                                    f"best other {rival} {means[rival]:.1f}")
+        others = [m for m in (self.among or results.methods)
+                  if m != self.method and m in results.methods]
+        if self.method not in results.methods or not others:
+            return Finding(NOT_TESTED, f"{self.method} or a rival was not run")
+        return beats(self.method, others, margin=self.margin,
+                     budgets=self.budgets).judge(results)
 
 
 class within(Rule):  # noqa: N801
-    """The method's mean is no more than `points` below the reference's."""
+    """The method is no more than `points` below the reference (one-sided), or,
+    with two_sided=True, within ±points of it: the per-seed paired difference's
+    95% interval must lie inside."""
 
-    def __init__(self, method: str, reference: str, points: float, *, budgets=None):
-        self.method, self.reference, self.points = method, reference, points
-        self.budgets = budgets
-        self.criterion = (f"{method} within {points:g} of {reference} (mean"
-                          f"{_span(budgets)})")
+    def __init__(self, method: str, reference: str, points: float, *, budgets=None,
+                 two_sided: bool = False):
+        self.method, self.reference, self.points = method, reference, float(points)
+        self.budgets, self.two_sided = budgets, two_sided
+        self.arms = (method, reference)
+        bound = f"within ±{points:g} of" if two_sided else f"no more than {points:g} below"
+        self.criterion = (f"{method} {bound} {reference} (paired 95% interval, mean "
+                          f"over budgets{_span(budgets)})")
 
     def judge(self, results):
-        absent = [m for m in (self.method, self.reference) if m not in results.methods]
-        if absent:
-            return None, f"{', '.join(absent)} not run"
-        a = list(_per_seed(results, self.method, self.budgets).values())
-        b = list(_per_seed(results, self.reference, self.budgets).values())
-        if not a or not b:
-            return None, f"no budget{_span(self.budgets)} in this run"
-        gap = float(np.mean(b) - np.mean(a))
-        return gap <= self.points, (f"{self.method} {np.mean(a):.1f} vs "
-                                    f"{self.reference} {np.mean(b):.1f}")
+        gone = _absent(results, self.arms)
+        if gone:
+            return gone
+        gaps = paired_gaps(results, self.method, self.reference, self.budgets)
+        if not gaps:
+            return Finding(NOT_TESTED, f"no budget{_span(self.budgets)} in this run")
+        values = list(gaps[None].values())
+        effect = (paired_effect(values, self.points, sense="within",
+                                unit=results.unit_short) if self.two_sided else
+                  paired_effect(values, -self.points, unit=results.unit_short))
+        return _finding([(f"{self.method} - {self.reference}: ", effect)])
+
+
+class at_least(Rule):  # noqa: N801
+    """At every budget in range, the method's mean over seeds is above
+    `threshold`, by its 95% bootstrap interval."""
+
+    def __init__(self, method: str, threshold: float, *, budgets=None):
+        self.method, self.threshold, self.budgets = method, float(threshold), budgets
+        self.arms = (method,)
+        self.criterion = (f"{method}: 95% interval of the mean over seeds above "
+                          f"{threshold:g} at every budget{_span(budgets)}")
+
+    def judge(self, results):
+        gone = _absent(results, self.arms)
+        if gone:
+            return gone
+        chosen, v = results.values(self.method, self.budgets)
+        if not chosen:
+            return Finding(NOT_TESTED, f"no budget{_span(self.budgets)} in this run")
+        parts = [(f"{self.method} at {n}: ", paired_effect(
+            v[:, j], self.threshold, center=self.threshold, unit=results.unit_short))
+            for j, n in enumerate(chosen)]
+        found = _finding(parts)
+        # one line for the worst budget, the rest counted
+        worst = min(parts, key=lambda p: p[1].low if math.isfinite(p[1].low)
+                    else p[1].mean)
+        passed = sum((e.point_status if e.n == 1 else e.status) == REPRODUCED
+                     for _, e in parts)
+        found.measured = (f"lowest {worst[0]}{worst[1]}; {passed} of {len(parts)} "
+                          "budgets clear it")
+        return found
 
 
 class rule(Rule):  # noqa: N801
-    """A rule written in the lesson: rule(criterion, fn), fn(data) -> (True /
-    False / None, what was measured). For claims about other tables than
-    Results (correlations, per-layer probes, ...)."""
+    """A rule written in the lesson: rule(criterion, fn, arms=()), where
+    fn(data) returns (answer, what was measured) and answer is an Effect (from
+    verdicts.paired_effect: judged by its interval), a status, or True / False
+    / None (not testable). For claims about other tables than Results."""
 
-    def __init__(self, criterion: str, fn):
-        self.criterion, self.fn = criterion, fn
+    def __init__(self, criterion: str, fn, *, arms=()):
+        self.criterion, self.fn, self.arms = criterion, fn, tuple(arms)
 
     def judge(self, results):
-        ok, measured = self.fn(results)
-        return (None if ok is None else bool(ok)), measured
+        answer, measured = self.fn(results)
+        status = as_status(answer)
+        if isinstance(answer, Effect):
+            return Finding(status, measured or str(answer),
+                           answer.settle() if status == INCONCLUSIVE else "",
+                           answer.point_status)
+        return Finding(status, measured, "", status)
 
 
 # ------------------------------------------------------------------ claims
 @dataclass
 class Claim:
-    """A claim of a paper, the rule it is judged by, and the paper's own figure."""
+    """A claim of a paper, the rule it is judged by, the paper's own figure,
+    and the models it rests on (default: the rule's arms), whose health gates
+    must pass before it is judged."""
 
     claim: str
     rule: Rule
     paper: str = ""
+    models: tuple | None = None
+
+    @property
+    def arms(self) -> tuple:
+        return tuple(self.rule.arms if self.models is None else self.models)
 
 
 @dataclass
@@ -331,21 +462,54 @@ class Verdict:
     criterion: str
     paper: str
     measured: str
-    status: str  # REPRODUCED | NOT REPRODUCED | NOT TESTED
+    status: str  # one of verdicts.STATUSES
+    reason: str = ""  # why INCONCLUSIVE / NOT TESTED
+    settle: str = ""  # what would settle it
 
 
 class ClaimsTable(list):
     """A list of Verdicts that prints as readable blocks and saves as JSON."""
 
     def __str__(self) -> str:
-        return "\n".join(
-            f"{v.status:<15} {v.claim}\n{'':16}criterion: {v.criterion}\n"
-            + (f"{'':16}paper: {v.paper}\n" if v.paper else "")
-            + f"{'':16}measured: {v.measured}" for v in self)
+        pad = " " * 16
+        blocks = []
+        for v in self:
+            lines = [f"{v.status:<15} {v.claim}", f"{pad}criterion: {v.criterion}"]
+            if v.paper:
+                lines.append(f"{pad}paper: {v.paper}")
+            lines.append(f"{pad}measured: " + v.measured.replace("\n", "\n" + pad + "  "))
+            if v.reason:
+                lines.append(f"{pad}why: {v.reason}")
+            if v.settle:
+                lines.append(f"{pad}to settle: {v.settle}")
+            blocks.append("\n".join(lines))
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
+        return "\n".join(blocks + [f"{len(self)} claims: {counts}"])
 
     def counts(self) -> dict:
-        return {s: sum(v.status == s for v in self)
-                for s in (REPRODUCED, NOT_REPRODUCED, NOT_TESTED)}
+        return {s: sum(v.status == s for v in self) for s in STATUSES}
+
+    def by_status(self, status: str) -> list:
+        return [v for v in self if v.status == status]
+
+    def reading(self) -> str:
+        """A Markdown summary of this run's verdicts (for the lesson's reading)."""
+        counts = self.counts()
+        said = ", ".join(f"**{n}** {s.lower()}" for s, n in counts.items() if n)
+        lines = [f"In this run, of {len(self)} claims: {said}."]
+        for s in STATUSES:
+            for v in self.by_status(s):
+                extra = f" ({v.reason})" if v.reason else ""
+                lines.append(f"- **{s}**: {v.claim}{extra}")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """The table as Markdown: verdict, claim, what was measured."""
+        rows = ["| verdict | claim | measured |", "|---|---|---|"]
+        for v in self:
+            measured = v.measured.replace("\n", "<br>").replace("|", "\\|")
+            rows.append(f"| {v.status} | {v.claim} | {measured} |")
+        return "\n".join(rows)
 
     def save(self, out: str | Path, name: str = "claims") -> Path:
         out = Path(out)
@@ -355,29 +519,62 @@ class ClaimsTable(list):
         return path
 
 
-def judge(claims: list, results: Results, *, paper: Results | None = None,
+def judge(claims: list, results, *, gates=None, paper: Results | None = None,
           untested: dict | None = None) -> ClaimsTable:
     """Apply each claim's rule to the results.
 
+    gates: a verdicts.Gates table; a claim whose models (Claim.models, else its
+    rule's arms) include one that failed its gate reads INCONCLUSIVE, naming it.
     paper: the paper's own numbers as Results; a claim without a `paper` text
-    gets the same rule applied to them ("yes: ..." / "no: ..."), so a reader
-    sees whether the paper's figures pass the criterion it is judged by.
+    gets the same rule applied to their means ("yes: ..." / "no: ...").
     untested: {claim text: reason} for claims this run cannot test (e.g. a
     dataset that is offline)."""
     table = ClaimsTable()
     for c in claims:
+        if not isinstance(c, Claim):
+            raise ValueError(f"judge takes a list of Claim(text, rule); got "
+                             f"{type(c).__name__}: wrap it as Claim('...', rule)")
+        reason = ""
         if untested and c.claim in untested:
-            ok, measured = None, untested[c.claim]
+            found = Finding(NOT_TESTED, untested[c.claim])
+            reason = untested[c.claim]
         else:
-            ok, measured = c.rule.judge(results)
+            found = c.rule.judge(results)
+        status, settle = found.status, found.settle
+        failed = list(gates.failures(c.arms)) if gates is not None else []
+        if failed and status != NOT_TESTED:
+            names = ", ".join(g.model for g in failed[:3])
+            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+            status = INCONCLUSIVE
+            reason = (f"{len(failed)} model(s) it rests on failed the health gate: "
+                      f"{names}{more}")
+            settle = (f"train them longer or fix them until they pass ({failed[0].model}: "
+                      f"{'; '.join(failed[0].failures())})")
+        elif status == INCONCLUSIVE:
+            reason = "the 95% interval straddles the margin"
         text = c.paper
         if not text and paper is not None:
-            said, numbers = c.rule.judge(paper)
-            text = ("no figures for it" if said is None else
-                    f"{'yes' if said else 'no'}: {numbers}")
-        status = NOT_TESTED if ok is None else REPRODUCED if ok else NOT_REPRODUCED
-        table.append(Verdict(c.claim, c.rule.criterion, text, measured, status))
+            said = c.rule.judge(paper)
+            text = ("no figures for it" if said.point == NOT_TESTED else
+                    f"{'yes' if said.point == REPRODUCED else 'no'}: {said.measured}")
+        table.append(Verdict(c.claim, c.rule.criterion, text, found.measured, status,
+                             reason, settle))
     return table
+
+
+def markdown(text: str):
+    """Show Markdown built from this run (a reading, a table) in the notebook;
+    under `aelab run` and in plain Python it prints the text."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
 
 
 def output_dir() -> Path | None:

@@ -193,6 +193,9 @@ def environment() -> None:
     env_choice("AELAB_MALLOC", ("tuned", "default"), "tuned")
     if os.environ.get("AELAB_DEVICE"):
         device_name(os.environ["AELAB_DEVICE"], from_env=True)
+    from aelab.profile import get_seeds  # AELAB_SEEDS, if set, must parse
+
+    get_seeds(())
     for var in ("AELAB_DATA", "AELAB_CACHE"):
         path = os.environ.get(var)
         if path and os.path.exists(path) and not os.path.isdir(path):

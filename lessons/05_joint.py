@@ -80,7 +80,7 @@ import aelab
 from aelab import metrics, plot, widgets
 from aelab.exercises import answer, check, close
 from aelab.splits import to_float
-from aelab.study import Claim, Results, beats, judge, rule
+from aelab.study import Claim, Results, beats, combine, judge, rule
 from aelab.whatwhere import FixedUnpool, MacroLayerAE, SwitchMaxPool, inverter
 
 aelab.seed_everything(0)
@@ -699,9 +699,9 @@ def switches_win(_):
 def all_beat(ds):
     """The same `beats` rule for each of the six; the gaps in points, one a line."""
     def judge_it(results):
-        oks = [beats(f"{arm} ({ds})", [f"classifier alone ({ds})"]).judge(results)[0]
-               for arm in AUGMENTED]
-        return ((None if None in oks else all(oks)),
+        statuses = [beats(f"{arm} ({ds})", [f"classifier alone ({ds})"])
+                    .judge(results).status for arm in AUGMENTED]
+        return (combine(statuses),
                 f";\n{'':26}".join(gaps_text(ds, arm) for arm in AUGMENTED))
     return judge_it
 
@@ -720,7 +720,7 @@ def beats_alone(ds, n):
     """`beats` at one budget, its numbers said in points."""
     inner = beats(f"SWWAE-all ({ds})", [f"classifier alone ({ds})"], budgets=(n, n))
     return rule("SWWAE-all above the classifier alone at this budget, in every seed",
-                lambda results: (inner.judge(results)[0], gaps_text(ds, "SWWAE-all",
+                lambda results: (inner.judge(results).status, gaps_text(ds, "SWWAE-all",
                                                                     n)))
 
 

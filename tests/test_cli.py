@@ -107,3 +107,23 @@ def test_lab_as_root_answers_http_on_its_port(tmp_path):
     finally:
         lab.terminate()
         lab.wait(timeout=30)
+
+
+def test_run_seeds_reach_the_lessons_get_seeds_and_are_restored(tmp_path):
+    """`aelab run L --seeds 5-7` is AELAB_SEEDS for the kernel: the lesson's
+    get_seeds() returns (5, 6, 7) instead of its own, and the caller's
+    environment is left as it was."""
+    lesson = tmp_path / "seedy.py"
+    lesson.write_text(
+        "# %%\nimport aelab, json, os\n"
+        "seeds = aelab.profile.get_seeds((0, 1))\n"
+        "open(os.environ['AELAB_OUT'] + '/seeds.json', 'w').write(json.dumps(seeds))\n")
+    from aelab import runner
+
+    os.environ.pop("AELAB_SEEDS", None)
+    runner.run(str(lesson), profile="fast", out=tmp_path / "out", seeds="5-7",
+               log=lambda line: None)
+    assert (tmp_path / "out" / "seeds.json").read_text() == "[5, 6, 7]"
+    assert "AELAB_SEEDS" not in os.environ
+    runner.run(str(lesson), profile="fast", out=tmp_path / "own", log=lambda line: None)
+    assert (tmp_path / "own" / "seeds.json").read_text() == "[0, 1]"

@@ -115,9 +115,12 @@ def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_pat
     assert rows[0].startswith("method,budget,seed,accuracy")
     claims = json.loads((out / "claims.json").read_text())
     statuses = {c["claim"]: c["status"] for c in claims}
-    assert "REPRODUCED" in result.stdout and "criterion:" in result.stdout
+    assert "INCONCLUSIVE" in result.stdout and "criterion:" in result.stdout
     target = "a sparse AE's frozen encoder gives above 80% for 160-1000 labels"
-    assert statuses[target] == "NOT REPRODUCED"  # under 80% with 20 labels, fast
+    # fast: 2 seeds and short training decide nothing, and the verdict says so
+    assert statuses[target] == "INCONCLUSIVE"
+    before = next(c for c in claims if c["claim"] == target)
+    assert "health gate" in before["reason"] and before["settle"]
     # an instructor lowers the threshold in a copy of the text: the verdict follows
     text = PRETRAINING.read_text()
     edited = text.replace("at_least(name, 80,", "at_least(name, 5,")
@@ -130,8 +133,9 @@ def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_pat
     assert result.returncode == 0, result.stderr
     claims = json.loads((tmp_path / "edited" / "claims.json").read_text())
     edited_claim = next(c for c in claims if c["claim"] == target)
-    assert edited_claim["status"] == "REPRODUCED"
-    assert ">= 5 at every budget" in edited_claim["criterion"]
+    assert "above 5 at every budget" in edited_claim["criterion"]
+    assert "needs > 5 points" in edited_claim["measured"]
+    assert "needs > 80 points" in before["measured"]
 
 
 def test_student_copy_stops_at_the_first_exercise_with_one_line(tmp_path):

@@ -81,3 +81,18 @@ def test_a_probe_as_a_module_gives_the_same_logits(head, scale):
     for k in range(2):
         module = probes.module(k)
         assert torch.allclose(module(X), probes.logits(X)[k], atol=1e-4)
+
+
+def test_probes_keep_each_heads_loss_curve_and_training_accuracy():
+    torch.manual_seed(0)
+    F = torch.randn(200, 20)
+    y = (F[:, 0] > 0).long()
+    subsets = [torch.arange(50), torch.arange(100)]
+    heads = train_probes(F, y, subsets, num_classes=2, num_steps=120)
+    assert heads.losses.shape == (2, 120)
+    assert torch.all(heads.losses[:, -1] < 0.5 * heads.losses[:, 0])  # they fit
+    assert heads.train_accuracy.shape == (2,)
+    predicted = heads.predict(F)
+    for k, s in enumerate(subsets):  # the accuracy recorded is on the head's own labels
+        own = (predicted[k, s] == y[s]).float().mean()
+        assert float(heads.train_accuracy[k]) == pytest.approx(float(own), abs=1e-6)
