@@ -21,21 +21,39 @@ from aelab.train import predict
 from aelab.utils import get_device, progress, training_device
 
 
-def frozen_features(encoder: nn.Module, X: torch.Tensor, *,
-                    batch_size: int = 1024) -> torch.Tensor:
-    """encoder(X) flattened to N x D, in eval mode, on the CPU. The encoder must
-    be frozen (no parameter requires a gradient): features of a trainable
-    encoder are not "frozen features", and a head trained on them would not
-    say what the pretraining learned."""
-    trainable = [n for n, p in encoder.named_parameters() if p.requires_grad]
+def frozen_features(encoder, X: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """encoder(X) flattened to N x D, in eval mode (the encoder's mode is
+    restored afterwards), on the CPU. `encoder` is a module or a bound method
+    of one (`model.encode`). It must be frozen (no parameter requires a
+    gradient): features of a trainable encoder are not "frozen features", and a
+    head trained on them would not say what the pretraining learned."""
+    module = encoder if isinstance(encoder, nn.Module) else getattr(encoder, "__self__", None)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"frozen_features: the encoder must be a torch module or a method "
+                         f"of one (model.encoder or model.encode), got "
+                         f"{type(encoder).__name__}")
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
     if trainable:
         raise ValueError(f"frozen_features: the encoder still has {len(trainable)} "
                          f"trainable parameters ({trainable[0]}, ...): freeze it "
                          "first (requires_grad_(False) and .eval())")
+
+    def code(xb):
+        out = encoder(xb)
+        if not torch.is_tensor(out):
+            raise ValueError(f"frozen_features: the encoder returned a {type(out).__name__}, "
+                             "not one tensor: pass a module or method that returns the "
+                             "code alone")
+        return out.flatten(1)
+
     device = get_device()
-    encoder.to(device)
-    return predict(lambda xb: encoder(xb).flatten(1), X, device=device,
-                   batch_size=batch_size)
+    module.to(device)
+    was_training = module.training
+    module.eval()  # BatchNorm and dropout as at test time; running statistics untouched
+    try:
+        return predict(code, X, device=device, batch_size=batch_size)
+    finally:
+        module.train(was_training)
 
 
 def pca(X_fit: torch.Tensor, *Xs: torch.Tensor, k: int) -> tuple:

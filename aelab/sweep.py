@@ -30,10 +30,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from aelab import batched
+from aelab import batched, validate
 from aelab.splits import to_float
-from aelab.train import (History, autocast, evaluate, fit, fit_key, load_fitted,
-                         make_optimizer, predict, save_fitted)
+from aelab.train import (History, autocast, check_settings, evaluate, fit, fit_key,
+                         load_fitted, make_optimizer, predict, save_fitted)
 from aelab.utils import progress, say_once, training_device
 
 VMAP_MAX_BATCH = 1024
@@ -115,6 +115,13 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     if len(models) != len(datas):
         raise ValueError(f"fit_many needs one dataset per model: got {len(models)} "
                          f"models and {len(datas)} datasets")
+    num_epochs, batch_size = check_settings(num_epochs, batch_size, lr, weight_decay,
+                                            clip_grad, optimizer)
+    if seeds is not None and len(seeds) != len(models):
+        raise ValueError(f"fit_many needs one seed per model: got {len(seeds)} seeds "
+                         f"for {len(models)} models (or leave seeds=None for 0, 1, ...)")
+    for i, d in enumerate(datas):
+        validate.data(d, f"datas[{i}]", "fit_many")
     evals = {"": test_data, **(eval_data or {})}  # "" is the test set
     for name, data in evals.items():
         if isinstance(data, list) and len(data) != len(models):

@@ -203,6 +203,21 @@ def save_fitted(model: nn.Module, key: dict, history: History) -> None:
                      cache_path(key, "fit"))
 
 
+def check_settings(num_epochs, batch_size, lr, weight_decay, clip_grad,
+                   optimizer) -> tuple[int, int]:
+    """The training settings `fit` and `fit_many` share, checked before torch
+    sees them (one line each); returns num_epochs and batch_size as ints."""
+    num_epochs = validate.count("num_epochs", num_epochs, hint="e.g. 10")
+    batch_size = validate.count("batch_size", batch_size, minimum=1, hint="e.g. 128")
+    validate.positive("lr", lr, hint="e.g. 1e-3 for Adam")
+    validate.non_negative("weight_decay", weight_decay, hint="use 0 for none")
+    if clip_grad is not None:
+        validate.positive("clip_grad", clip_grad,
+                          hint="e.g. 1.0, or None for no clipping")
+    validate.choice("optimizer", optimizer, OPTIMIZERS)
+    return num_epochs, batch_size
+
+
 def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         lr: float = 1e-3, batch_size: int = 128, optimizer: str = "adam",
         weight_decay: float = 0.0, test_data=None, metrics: dict | None = None,
@@ -223,14 +238,8 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         only when it trains. An interrupted run is stored as a checkpoint of
         its finished epochs, from which the same fit, run again, resumes.
     """
-    num_epochs = validate.count("num_epochs", num_epochs, hint="e.g. 10")
-    batch_size = validate.count("batch_size", batch_size, minimum=1, hint="e.g. 128")
-    validate.positive("lr", lr, hint="e.g. 1e-3 for Adam")
-    validate.non_negative("weight_decay", weight_decay, hint="use 0 for none")
-    if clip_grad is not None:
-        validate.positive("clip_grad", clip_grad,
-                          hint="e.g. 1.0, or None for no clipping")
-    validate.choice("optimizer", optimizer, OPTIMIZERS)
+    num_epochs, batch_size = check_settings(num_epochs, batch_size, lr, weight_decay,
+                                            clip_grad, optimizer)
     validate.count("seed", seed, minimum=None)
     validate.data(data, "the training data", desc)
     if test_data is not None:

@@ -32,6 +32,7 @@ from torch import nn
 import aelab
 from aelab import cli, corrupt, data, models, probes, splits, study, utils, widgets
 from aelab.train import evaluate, fit, predict
+from aelab.sweep import fit_many
 from aelab.utils import cache_path, cached
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,13 @@ def recon(model, batch):
 
 def images(n=8, c=1, size=8):
     return torch.rand(n, c, size, size, generator=torch.Generator().manual_seed(0))
+
+
+def train_many(n=2, on=None, **kw):
+    """fit_many of n tiny AEs, stacked (strategy batched), kw overriding."""
+    kw = {**dict(num_epochs=1, device="cpu", quiet=True, strategy="batched"), **kw}
+    return fit_many([tiny_ae() for _ in range(n)], [(images(),) if on is None else on] * n,
+                    recon, **kw)
 
 
 def train(model=None, on=None, **kw):
@@ -299,6 +307,19 @@ CASES = [
          r"^unknown optimizer 'adamw': use one of 'adam', 'sgd'"),
     Case("fit-seed-fraction", "API", "fit(seed=0.5)", lambda t: train(seed=0.5),
          ValueError, r"^seed must be a whole number"),
+    Case("fit-many-lr-negative", "API", "fit_many(strategy='batched', lr=-1)",
+         lambda t: train_many(lr=-1), ValueError, r"^lr must be a finite number > 0"),
+    Case("fit-many-lr-text", "API", "fit_many(strategy='batched', lr='1e-3')",
+         lambda t: train_many(lr="1e-3"), TypeError, r"^lr must be a number, got '1e-3'"),
+    Case("fit-many-num-epochs-fraction", "API", "fit_many(num_epochs=2.5)",
+         lambda t: train_many(num_epochs=2.5), ValueError,
+         r"^num_epochs must be a whole number"),
+    Case("fit-many-data-empty", "API", "fit_many on 0 images",
+         lambda t: train_many(on=(images(0),)), ValueError,
+         r"^fit_many: datas\[0\] is empty \(0 images\)"),
+    Case("fit-many-seeds-short", "API", "fit_many of 3 models with seeds=[0, 1]",
+         lambda t: train_many(3, seeds=[0, 1]), ValueError,
+         r"^fit_many needs one seed per model: got 2 seeds for 3 models"),
     # ---- API: data
     Case("fit-data-empty", "API", "fit on 0 images", lambda t: train(on=(images(0),)),
          ValueError, r"^fit: the training data is empty \(0 images\)"),

@@ -96,3 +96,38 @@ def test_probes_keep_each_heads_loss_curve_and_training_accuracy():
     for k, s in enumerate(subsets):  # the accuracy recorded is on the head's own labels
         own = (predicted[k, s] == y[s]).float().mean()
         assert float(heads.train_accuracy[k]) == pytest.approx(float(own), abs=1e-6)
+
+
+def test_frozen_features_are_eval_mode_and_leave_the_running_statistics_alone():
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    encoder.requires_grad_(False)
+    encoder.train()
+    X = torch.rand(16, 1, 28, 28) * 3 + 1  # far from the initial running mean 0
+    before = encoder[1].running_mean.clone()
+    feats = frozen_features(encoder, X)
+    assert torch.equal(encoder[1].running_mean, before)
+    assert encoder.training  # the caller's mode is restored
+    encoder.eval()
+    assert torch.allclose(feats, encoder(X).flatten(1), atol=1e-5)
+
+
+def test_frozen_features_takes_a_bound_method_and_refuses_a_tuple_code():
+    class AE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Linear(784, 8)
+
+        def encode(self, x):
+            return self.enc(x.flatten(1))
+
+        def forward(self, x):
+            return self.encode(x), x
+
+    model = AE().requires_grad_(False)
+    X = torch.rand(5, 1, 28, 28)
+    assert frozen_features(model.encode, X).shape == (5, 8)
+    with pytest.raises(ValueError, match="returned a tuple, not one tensor"):
+        frozen_features(model, X)
+    with pytest.raises(ValueError, match="must be a torch module or a method of one"):
+        frozen_features(lambda x: x, X)
