@@ -12,12 +12,19 @@ from aelab import validate
 KINDS = ("none", "gaussian", "big_block", "small_blocks")
 
 
+def _as_float(X: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0-255) as floats in [0, 1]; other dtypes as they are.
+    (Noise added to uint8 would wrap around, and clipping would make it 1.0.)"""
+    return X.float().div_(255) if X.dtype == torch.uint8 else X
+
+
 def gaussian_noise(X: torch.Tensor, noise_std: float, *, clip: bool = True,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add N(0, noise_std^2) to every pixel ("pixel-level Gaussian noise")."""
     if not torch.is_tensor(X):
         raise TypeError(f"gaussian_noise: X must be a tensor, got {type(X).__name__}")
     validate.non_negative("noise_std", noise_std, hint="use 0 for no noise")
+    X = _as_float(X)
     noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
     X_tilde = X + noise_std * noise
     return X_tilde.clamp(0, 1) if clip else X_tilde
@@ -32,7 +39,7 @@ def block_mask(X: torch.Tensor, *, num_blocks: int = 1, block_size: int = 14,
     num_blocks=8, block_size=4: many small blocks, which dong2017 found best.
     Each image gets its own block positions; blocks may overlap.
     """
-    validate.images("X", X, who="block_mask")
+    X = _as_float(validate.images("X", X, who="block_mask"))
     n, _, h, w = X.shape
     num_blocks = validate.count("num_blocks", num_blocks, hint="use 0 for none")
     block_size = validate.count("block_size", block_size, hint="in pixels, e.g. 4")
@@ -59,7 +66,11 @@ def corrupt(X: torch.Tensor, kind: str = "gaussian", level: float = 0.3, *,
     'small_blocks'}; level is the noise std, or the masked fraction of the image."""
     validate.choice("corruption", kind, KINDS)
     level = validate.non_negative("noise level", level, hint="use 0 for none")
-    h = validate.images("X", X, who="corrupt").shape[-1]
+    X = _as_float(validate.images("X", X, who="corrupt"))
+    h = X.shape[-1]
+    if kind in ("big_block", "small_blocks") and level > 1:
+        raise ValueError(f"corrupt: {kind}'s level is the share of the image masked, "
+                         f"so at most 1; got {level:g} (e.g. 0.25 for a quarter)")
     if kind == "none" or level == 0:
         return X.clone()
     if kind == "gaussian":

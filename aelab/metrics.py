@@ -17,6 +17,8 @@ import scipy.stats
 import torch
 from skimage import color
 
+from aelab import validate
+
 _CONSTANT_TOL = 1e-12  # a row whose values all lie this close to its mean is constant
 
 
@@ -80,6 +82,12 @@ def psnr(X, X_hat, data_range: float = 1.0, reduction: str = "mean"):
     "pooled" is the PSNR of the mean squared error over all images (finite
     unless every image is reproduced exactly).
     """
+    validate.positive("data_range", data_range, hint="1.0 for images in [0, 1]")
+    top = float(torch.as_tensor(X).max())
+    if top > 1.5 * data_range:
+        raise ValueError(f"psnr: the images reach {top:g} but data_range is "
+                         f"{data_range:g}: scale them to [0, {data_range:g}] (X / 255) "
+                         "or pass data_range=255")
     if reduction == "pooled":
         return 10 * math.log10(data_range**2 / max(mse(X, X_hat), 1e-300))
     per_image = 10 * torch.log10(data_range**2 / mse(X, X_hat, reduction="none"))

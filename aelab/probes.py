@@ -63,6 +63,10 @@ def pca(X_fit: torch.Tensor, *Xs: torch.Tensor, k: int) -> tuple:
     if not 1 <= k <= min(P.shape):
         raise ValueError(f"pca: k={k} must be between 1 and {min(P.shape)} "
                          f"(the data is {tuple(P.shape)})")
+    for i, X in enumerate(Xs):
+        if X[0].numel() != P.shape[1]:
+            raise ValueError(f"pca: set {i} has {X[0].numel()} values per row but the fit "
+                             f"set has {P.shape[1]}: project sets of the same width")
     mean = P.mean(0)
     _, _, V = torch.linalg.svd(P - mean, full_matrices=False)
     return tuple(((to_float(X).flatten(1).double() - mean) @ V[:k].T).float()
@@ -216,6 +220,11 @@ def _check_labels(F: torch.Tensor, y, subsets, num_classes) -> None:
     if y.is_floating_point() or y.min() < 0:
         raise ValueError("train_probes: y must hold class indices 0, 1, 2, ... "
                          f"(got dtype {y.dtype}, min {y.min().item()})")
+    for k, s in enumerate(subsets):
+        if len(s) and torch.unique(y[torch.as_tensor(s)]).numel() < 2:
+            raise ValueError(f"train_probes: subset {k} holds a single class "
+                             f"({y[torch.as_tensor(s)][0].item()}): a head needs at least "
+                             "two classes to learn; draw a stratified subset")
     if num_classes is not None and y.max() >= validate.count(
             "num_classes", num_classes, minimum=2):
         raise ValueError(f"train_probes: y holds class {y.max().item()} but "

@@ -95,7 +95,7 @@ def choice(name: str, value, allowed, hint: str = ""):
 
 
 def images(name: str, X, *, who: str = ""):
-    """X as a batch of images N x C x H x W."""
+    """X as a batch of images N x C x H x W, float or uint8, channels first."""
     import torch
 
     who = f"{who}: " if who else ""
@@ -106,6 +106,12 @@ def images(name: str, X, *, who: str = ""):
         raise ValueError(f"{who}{name} must be images N x C x H x W, got shape "
                          f"{tuple(X.shape)}: reshape flat vectors with "
                          "X.view(-1, 1, H, W) (28 x 28 for MNIST)")
+    if X.shape[-1] in (1, 3) and X.shape[1] not in (1, 3):
+        raise ValueError(f"{who}{name} looks channel-last (N x H x W x C = "
+                         f"{tuple(X.shape)}): pass X.permute(0, 3, 1, 2)")
+    if not X.is_floating_point() and X.dtype != torch.uint8:
+        raise ValueError(f"{who}{name} holds {str(X.dtype).replace('torch.', '')} "
+                         "pixels: pass floats in [0, 1] (or uint8 in 0-255)")
     return X
 
 

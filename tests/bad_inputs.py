@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import aelab
-from aelab import cli, corrupt, data, models, probes, splits, study, utils, widgets
+from aelab import cli, corrupt, data, metrics, models, probes, splits, study, utils, widgets
 from aelab.train import evaluate, fit, predict
 from aelab.sweep import fit_many
 from aelab.utils import cache_path, cached
@@ -379,6 +379,18 @@ CASES = [
     Case("corrupt-flat-vectors", "API", "corrupt(flat vectors, 'big_block')",
          lambda t: corrupt.corrupt(torch.rand(8, 784), "big_block"), ValueError,
          r"^corrupt: X must be images N x C x H x W, got shape \(8, 784\)"),
+    Case("corrupt-block-level-over-one", "API", "corrupt(X, 'big_block', 25)",
+         lambda t: corrupt.corrupt(images(), "big_block", 25), ValueError,
+         r"^corrupt: big_block's level is the share of the image masked, so at most 1"),
+    Case("corrupt-channel-last", "API", "corrupt(N x H x W x 1 images)",
+         lambda t: corrupt.corrupt(images().permute(0, 2, 3, 1), "gaussian"), ValueError,
+         r"^corrupt: X looks channel-last"),
+    Case("psnr-0-255-images", "API", "psnr(0-255 images, data_range=1)",
+         lambda t: metrics.psnr(images() * 255, images() * 250), ValueError,
+         r"^psnr: the images reach 25\d(\.\d+)? but data_range is 1"),
+    Case("pca-other-width", "API", "pca(X of 8 values, Y of 9, k=2)",
+         lambda t: probes.pca(torch.rand(20, 8), torch.rand(5, 9), k=2), ValueError,
+         r"^pca: set 0 has 9 values per row but the fit set has 8"),
     Case("block-size-too-big", "API", "block_mask(8x8 images, block_size=14)",
          lambda t: corrupt.block_mask(images(), block_size=14), ValueError,
          r"^block_size 14 is larger than the 8x8 image"),
@@ -431,6 +443,9 @@ CASES = [
     Case("probes-label-over-num-classes", "API", "train_probes(label 5, num_classes=3)",
          lambda t: train_probes(y=torch.arange(20) % 6, num_classes=3), ValueError,
          r"^train_probes: y holds class 5 but num_classes=3"),
+    Case("probes-single-class", "API", "train_probes(a subset of one class)",
+         lambda t: train_probes(subsets=[torch.arange(0, 20, 2)]), ValueError,
+         r"^train_probes: subset 0 holds a single class \(0\)"),
     Case("probes-head-unknown", "API", "train_probes(head='cnn')",
          lambda t: train_probes(head="cnn"), ValueError, r"^unknown head 'cnn'"),
     # ---- environment variables

@@ -131,3 +131,15 @@ def test_frozen_features_takes_a_bound_method_and_refuses_a_tuple_code():
         frozen_features(model, X)
     with pytest.raises(ValueError, match="must be a torch module or a method of one"):
         frozen_features(lambda x: x, X)
+
+
+def test_corrupt_takes_uint8_images_as_their_float_pixels():
+    """uint8 pixels (0-255) are the same images as floats in [0, 1]: noise and
+    masks give the same result (before, noise on uint8 came out almost all 1.0)."""
+    from aelab.corrupt import corrupt
+
+    X8 = (torch.rand(4, 1, 8, 8) * 255).to(torch.uint8)
+    for kind in ("gaussian", "big_block", "small_blocks"):
+        a = corrupt(X8, kind, 0.3, generator=torch.Generator().manual_seed(0))
+        b = corrupt(X8.float() / 255, kind, 0.3, generator=torch.Generator().manual_seed(0))
+        assert a.dtype == torch.float32 and torch.allclose(a, b), kind
