@@ -148,6 +148,47 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
     return X, np.asarray(ds.targets)
 
 
+def _idx_problem(path: Path) -> str:
+    """Why an uncompressed idx file (MNIST's format) is damaged, or ''."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or not 1 <= head[3] <= 4:
+            return "not an idx file"
+        dims = f.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        return f"{size} bytes, cut short in its header"
+    need = 4 + len(dims) + int(np.prod([int.from_bytes(dims[i:i + 4], "big")
+                                        for i in range(0, len(dims), 4)]))
+    return "" if size == need else f"{size:,} bytes where its header needs {need:,}"
+
+
+def damaged_file(name: str, root: Path | None = None) -> str:
+    """The first damaged file of `name` in the data folder, as 'PATH (sha256
+    ...): why', or '' when its files are whole or absent. Checks the .gz
+    files against torchvision's md5 and each idx file's size against its header."""
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import check_integrity
+
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
+           "kmnist": tvd.KMNIST}.get(name)
+    raw = (root or data_dir()) / cls.__name__ / "raw" if cls else None
+    if raw is None or not raw.is_dir():
+        return ""
+    md5 = dict(cls.resources)
+    for path in sorted(raw.iterdir()):
+        if path.name in md5:
+            why = "" if check_integrity(str(path), md5[path.name]) else \
+                f"fails torchvision's md5 check (expected {md5[path.name][:12]}...)"
+        elif "-idx" in path.name and path.suffix == "":
+            why = _idx_problem(path)
+        else:
+            continue
+        if why:
+            return f"{path} (sha256 {sha256_file(path)[:12]}...): {why}"
+    return ""
+
+
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
@@ -182,7 +223,9 @@ def _try_sources(name: str, split: str, sources):
     root = data_dir()
     for source in sources:
         if source == "data_dir":
-            yield source, str(root), lambda: _torchvision(name, split, root, False)
+            # both splits or neither, so that train and test come from one source
+            yield source, str(root), lambda: [_torchvision(name, s, root, False)
+                                              for s in (split, *set(SPLITS) - {split})][0]
         elif source == "debian" and name == "fashion_mnist" and DEBIAN_DIR.exists():
             yield source, str(DEBIAN_DIR), lambda: _debian(split)
         elif source == "download" and is_online():
@@ -206,6 +249,16 @@ def load_dataset(name: str, split: str = "train", *, source: str | None = None,
         raise DataError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
     failures = []
     for src, location, load in _try_sources(key, split, [source] if source else SOURCES):
+        bad = damaged_file(key) if src == "data_dir" else ""
+        if bad:
+            if source == "data_dir":
+                raise DataError(f"{key} in the data folder is damaged: {bad}; replace "
+                                "or delete that file")
+            say_once(f"damaged:{bad}", f"aelab: {key} in the data folder is damaged: "
+                     f"{bad}; using the next source for both splits (replace or delete "
+                     "that file)")
+            failures.append(f"{src}: damaged")
+            continue
         try:
             X, y = load()
         except DataError:

@@ -157,6 +157,31 @@ def disk_full():
 
 # ---- cases that take a few steps ---------------------------------------------
 
+def fake_mnist(folder, n=12):
+    """torchvision-format MNIST files (n images per split) under folder/MNIST/raw."""
+    raw = folder / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        pixels = np.arange(n * 28 * 28, dtype=np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
+            + pixels.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(i % 10 for i in range(n)))
+    return raw
+
+
+def truncated_data_file(tmp):
+    """A data folder whose MNIST train images were cut short: one warning, and
+    both splits come from the next source (the embedded subset)."""
+    raw = fake_mnist(tmp / "data")
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:5000])
+    with env(AELAB_DATA=str(tmp / "data")):
+        train, test = (data.load_dataset("mnist", s, quiet=True) for s in ("train", "test"))
+    assert train.provenance.source == test.provenance.source == "embedded"
+
+
 def truncated_cache(tmp):
     config = dict(case="truncated")
     cached(config, lambda: {"w": torch.arange(3.0)})
@@ -540,6 +565,11 @@ CASES = [
          full_disk_fit, None,
          r"^aelab: could not write cache file [0-9a-f]+\.pt "
          r"\(No space left on device\)"),
+    Case("file-data-dir-truncated", "file", "a truncated MNIST file in AELAB_DATA",
+         truncated_data_file, None,
+         r"^aelab: mnist in the data folder is damaged: TMP/data/MNIST/raw/"
+         r"train-images-idx3-ubyte \(sha256 [0-9a-f]{12}\.\.\.\): 5,000 bytes where "
+         r"its header needs 9,424; using the next source for both splits"),
     Case("file-embedded-checksum", "file",
          "an embedded data file with one byte changed",
          lambda t: embedded(t, flip_a_byte), aelab.data.DataError,

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,26 @@ def test_to_float_scales_uint8():
     X = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
     assert to_float(X).flatten().tolist() == [0.0, 1.0]
     assert np.isclose(to_float(X.float() / 255).max().item(), 1.0)
+
+
+def test_train_and_test_come_from_one_source_when_the_data_folder_lacks_a_split(
+        tmp_path, monkeypatch):
+    """A data folder with whole MNIST files serves both splits; with the test
+    files gone, neither split comes from it (no full train set beside the
+    embedded test set)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bad_inputs import fake_mnist
+
+    raw = fake_mnist(tmp_path / "data")
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("AELAB_OFFLINE", "1")
+    both = [data.load_dataset("mnist", s, quiet=True) for s in ("train", "test")]
+    assert [d.provenance.source for d in both] == ["data_dir", "data_dir"]
+    assert [len(d.y) for d in both] == [12, 12]
+    assert data.damaged_file("mnist") == ""
+    for f in raw.glob("t10k-*"):
+        f.unlink()
+    both = [data.load_dataset("mnist", s, quiet=True) for s in ("train", "test")]
+    assert [d.provenance.source for d in both] == ["embedded", "embedded"]
