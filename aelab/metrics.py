@@ -85,7 +85,7 @@ def psnr(X, X_hat, data_range: float = 1.0, reduction: str = "mean"):
     validate.positive("data_range", data_range, hint="1.0 for images in [0, 1]")
     top = float(torch.as_tensor(X).max())
     if top > 1.5 * data_range:
-        raise ValueError(f"psnr: the images reach {top:g} but data_range is "
+        raise ValueError(f"psnr: the images reach {top:.4g} but data_range is "
                          f"{data_range:g}: scale them to [0, {data_range:g}] (X / 255) "
                          "or pass data_range=255")
     if reduction == "pooled":

@@ -273,7 +273,9 @@ def strip_solutions(nb):
 
 def student_copies(src: str | Path, dest: str | Path) -> list[Path]:
     """Write student versions (.py and paired .ipynb) of every lesson in src
-    (a folder or one .py) into dest."""
+    (a folder or one .py) into dest. Refuses a dest that is src or lies inside
+    it, and never overwrites a file that holds solution cells (an instructor's
+    lesson), so no solution is ever lost."""
     import jupytext
 
     src, dest = Path(src), Path(dest)
@@ -282,12 +284,41 @@ def student_copies(src: str | Path, dest: str | Path) -> list[Path]:
     scripts = sorted(src.glob("[0-9][0-9]_*.py")) if src.is_dir() else [src]
     if not scripts:
         raise LessonError(f"no lessons (NN_name.py) in {src}")
+    home = (src if src.is_dir() else src.parent).resolve()
+    if dest.resolve() == home or home in dest.resolve().parents:
+        raise LessonError(f"the student copies would go into {dest}, which is (inside) "
+                          f"the lessons folder {src}: pick another DEST, e.g. student/")
+    notebooks = []
+    for script in scripts:
+        try:
+            notebooks.append((script, strip_solutions(jupytext.read(script))))
+        except Exception as err:  # jupytext/yaml: a broken header, a stray cell marker
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise LessonError(f"{script} is not a readable jupytext lesson "
+                              f"({type(err).__name__}: {first[:100]}): check its header "
+                              "block between the '# ---' lines") from None
+    for script, _ in notebooks:
+        for suffix in (".py", ".ipynb"):
+            target = dest / (script.stem + suffix)
+            if target.exists() and _has_solutions(target):
+                raise LessonError(f"{target} holds solution cells (an instructor's copy?): "
+                                  "not overwriting it; pick another DEST or move it away")
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for script in scripts:
-        nb = strip_solutions(jupytext.read(script))
+    for script, nb in notebooks:
         for fmt, suffix in (("py:percent", ".py"), ("ipynb", ".ipynb")):
             target = dest / (script.stem + suffix)
             jupytext.write(nb, target, fmt=fmt)
             written.append(target)
     return written
+
+
+def _has_solutions(path: Path) -> bool:
+    """Does this lesson file (.py or .ipynb) hold a cell tagged `solution`?"""
+    import jupytext
+
+    try:
+        nb = jupytext.read(path)
+    except Exception:  # not a lesson at all: a stranger's file, leave it be
+        return True
+    return any("solution" in c.metadata.get("tags", []) for c in nb.cells)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aelab import validate
 from aelab.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTED, REPRODUCED,
                             STATUSES, Effect, Gate, Gates, as_status, combine,
                             health_gate, paired_effect, plateau)
@@ -317,7 +318,8 @@ class beats(Rule):  # noqa: N801 - reads as a phrase in a claims cell
 
     def __init__(self, method: str, rivals, *, margin: float = 0.0, budgets=None,
                  every_budget: bool = False):
-        self.method, self.budgets, self.margin = method, budgets, float(margin)
+        margin = validate.finite("margin", margin, hint="in the claim's unit, e.g. 1.0")
+        self.method, self.budgets, self.margin = method, budgets, margin
         self.rivals = [rivals] if isinstance(rivals, str) else list(rivals)
         self.every_budget = every_budget
         self.arms = (method, *self.rivals)
@@ -347,6 +349,7 @@ class best(Rule):  # noqa: N801
     than `margin`: `beats` against each of them."""
 
     def __init__(self, method: str, *, margin: float = 0.0, budgets=None, among=None):
+        margin = validate.finite("margin", margin, hint="in the claim's unit, e.g. 1.0")
         self.method, self.margin, self.budgets, self.among = method, margin, budgets, among
         self.arms = (method, *(among or ()))
         self.criterion = (f"{method} above every other method by more than {margin:g} "
@@ -368,7 +371,10 @@ class within(Rule):  # noqa: N801
 
     def __init__(self, method: str, reference: str, points: float, *, budgets=None,
                  two_sided: bool = False):
-        self.method, self.reference, self.points = method, reference, float(points)
+        points = validate.non_negative("within's points", points,
+                                       hint="how far below (or around) the reference "
+                                            "still counts, e.g. 1.0")
+        self.method, self.reference, self.points = method, reference, points
         self.budgets, self.two_sided = budgets, two_sided
         self.arms = (method, reference)
         bound = f"within ±{points:g} of" if two_sided else f"no more than {points:g} below"

@@ -215,6 +215,9 @@ def plateau(losses, *, last: float = 0.25, max_drop: float = 0.05) -> tuple[bool
 
     A share of the whole fall (not of the loss) so that a loss near 0, whose
     relative steps are large however flat it is, still reads as flat."""
+    if not 0 < last < 1 or not 0 < max_drop < 1:
+        raise ValueError(f"plateau: last={last:g} and max_drop={max_drop:g} are shares "
+                         "between 0 and 1 (e.g. last=0.25, max_drop=0.05)")
     y = np.asarray([float(x) for x in losses], dtype=float)
     if y.size < 3 or not np.all(np.isfinite(y)):
         return False, f"{y.size} points{'' if np.all(np.isfinite(y)) else ', not finite'}"

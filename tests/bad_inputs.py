@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import aelab
-from aelab import cli, corrupt, data, metrics, models, probes, splits, study, utils, widgets
+from aelab import (cli, corrupt, data, metrics, models, probes, splits, study, utils,
+                   verdicts, widgets)
 from aelab.train import evaluate, fit, predict
 from aelab.sweep import fit_many
 from aelab.utils import cache_path, cached
@@ -180,6 +181,54 @@ def truncated_data_file(tmp):
     with env(AELAB_DATA=str(tmp / "data")):
         train, test = (data.load_dataset("mnist", s, quiet=True) for s in ("train", "test"))
     assert train.provenance.source == test.provenance.source == "embedded"
+
+
+def lessons_copy(tmp, *names):
+    """Some of the lessons (their .py) copied into TMP/lessons."""
+    folder = tmp / "lessons"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes((ROOT / "lessons" / name).read_bytes())
+    return folder
+
+
+def student_into(where):
+    """`aelab student TMP/lessons DEST`, DEST chosen by `where` from the lessons
+    folder; the lessons must come out byte-identical whatever happens."""
+    def run(tmp):
+        folder = lessons_copy(tmp, "01_pretraining.py")
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        try:
+            aelab_cli("student", "TMP/lessons", where)(tmp)
+        finally:
+            assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    return run
+
+
+def student_broken_header(tmp):
+    folder = lessons_copy(tmp)
+    (folder / "01_broken.py").write_text("# ---\n# jupyter:\n#   kernelspec: [unclosed\n"
+                                         "# ---\n\n# %%\nprint(1)\n")
+    aelab_cli("student", "TMP/lessons", "TMP/student")(tmp)
+
+
+def student_over_solutions(tmp):
+    lessons_copy(tmp, "01_pretraining.py")
+    (tmp / "dest").mkdir()
+    (tmp / "dest" / "01_pretraining.py").write_bytes(
+        (ROOT / "lessons" / "01_pretraining.py").read_bytes())
+    aelab_cli("student", "TMP/lessons", "TMP/dest")(tmp)
+
+
+class TupleCode(torch.nn.Module):
+    """An encoder that returns (code, skip features), as a U-Net's does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        return self.conv(x), x
 
 
 def truncated_cache(tmp):
@@ -471,6 +520,56 @@ CASES = [
     Case("probes-single-class", "API", "train_probes(a subset of one class)",
          lambda t: train_probes(subsets=[torch.arange(0, 20, 2)]), ValueError,
          r"^train_probes: subset 0 holds a single class \(0\)"),
+    Case("results-row-lacks-seed", "API", "Results([{method, budget, accuracy}])",
+         lambda t: study.Results([dict(method="a", budget=10, accuracy=0.9)]), ValueError,
+         r"^Results row 0 lacks \['seed'\]: every row needs method, budget, seed"),
+    Case("results-text-values", "API", "Results(rows read back from results.csv as text)",
+         lambda t: study.Results([dict(method="a", budget="10", seed="0",
+                                       accuracy="0.9")]), ValueError,
+         r"^Results row 0: accuracy='0\.9' is text \(read back from a CSV\?\)"),
+    Case("results-all-nan", "API", "Results where every accuracy of a method is NaN",
+         lambda t: study.Results([dict(method="a", budget=10, seed=0, accuracy=NAN)]),
+         ValueError, r"^every accuracy of \['a'\] is NaN or infinite"),
+    Case("rule-rival-on-other-seeds", "API", "beats('a', 'b') with b run on other seeds",
+         lambda t: study.beats("a", "b").judge(study.Results(
+             [dict(method=m, budget=10, seed=s + 5 * (m == "b"), accuracy=0.9)
+              for m in "ab" for s in range(5)])), ValueError,
+         r"^'a' ran seeds \[0, 1, 2, 3, 4\] and 'b' seeds \[5, 6, 7, 8, 9\]: a paired"),
+    Case("rule-margin-nan", "API", "beats('a', 'b', margin=nan)",
+         lambda t: study.beats("a", "b", margin=NAN), ValueError,
+         r"^margin must be a finite number, got nan"),
+    Case("rule-within-negative", "API", "within('a', 'b', -1)",
+         lambda t: study.within("a", "b", -1), ValueError,
+         r"^within's points must be a finite number >= 0, got -1"),
+    Case("judge-not-a-claim", "API", "judge([('text', rule)], results)",
+         lambda t: study.judge([("x", study.beats("a", "b"))], None), ValueError,
+         r"^judge takes a list of Claim\(text, rule\); got tuple"),
+    Case("effect-margin-nan", "API", "paired_effect(values, margin=nan)",
+         lambda t: verdicts.paired_effect([1, 2, 3], NAN), ValueError,
+         r"^margin=nan must be a finite number in the claim's unit"),
+    Case("effect-sense-unknown", "API", "paired_effect(values, 0, sense='up')",
+         lambda t: verdicts.paired_effect([1, 2, 3], 0, sense="up"), ValueError,
+         r"^sense='up' is not one of"),
+    Case("gate-nothing-measured", "API", "health_gate('AE', 0) with no measurement",
+         lambda t: verdicts.health_gate("AE", 0), ValueError,
+         r"^health_gate needs losses, error and constant_error, or accuracy and chance"),
+    Case("plateau-last-over-one", "API", "plateau(losses, last=2)",
+         lambda t: verdicts.plateau([3, 2, 1], last=2), ValueError,
+         r"^plateau: last=2 and max_drop=0\.05 are shares between 0 and 1"),
+    Case("seeds-empty", "API", "parse_seeds('')",
+         lambda t: aelab.profile.parse_seeds(""), ValueError, r"^seeds '' is empty"),
+    Case("seeds-twice", "API", "parse_seeds('1-3,2')",
+         lambda t: aelab.profile.parse_seeds("1-3,2"), ValueError,
+         r"^seeds '1-3,2' names a seed twice"),
+    Case("fit-many-strategy-unknown", "API", "fit_many(strategy='fast')",
+         lambda t: train_many(strategy="fast"), ValueError,
+         r"^unknown strategy 'fast': use one of auto, sequential, batched, vmap"),
+    Case("frozen-features-tuple-code", "API", "frozen_features(an encoder returning a tuple)",
+         lambda t: probes.frozen_features(TupleCode().requires_grad_(False), images()),
+         ValueError, r"^frozen_features: the encoder returned a tuple, not one tensor"),
+    Case("frozen-features-function", "API", "frozen_features(lambda x: x, X)",
+         lambda t: probes.frozen_features(lambda x: x, images()), ValueError,
+         r"^frozen_features: the encoder must be a torch module or a method of one"),
     Case("probes-head-unknown", "API", "train_probes(head='cnn')",
          lambda t: train_probes(head="cnn"), ValueError, r"^unknown head 'cnn'"),
     # ---- environment variables
@@ -530,6 +629,19 @@ CASES = [
          lambda t: aelab_cli("run", "tour", "--profile", "fast", "--out",
                              a_file(t) / "out")(t), CLIFailed,
          r"^aelab run: cannot write to --out TMP/a-file/out: Not a directory"),
+    Case("cli-student-into-its-source", "CLI", "aelab student lessons lessons",
+         student_into("TMP/lessons"), CLIFailed,
+         r"^aelab: the student copies would go into TMP/lessons, which is \(inside\) "
+         r"the lessons folder"),
+    Case("cli-student-inside-its-source", "CLI", "aelab student lessons lessons/student",
+         student_into("TMP/lessons/student"), CLIFailed,
+         r"^aelab: the student copies would go into TMP/lessons/student, which is"),
+    Case("cli-student-broken-header", "CLI", "aelab student on a lesson whose header is "
+         "broken YAML", student_broken_header, CLIFailed,
+         r"^aelab: TMP/lessons/01_broken\.py is not a readable jupytext lesson"),
+    Case("cli-student-over-solutions", "CLI", "aelab student into a folder holding the "
+         "instructor's lesson", student_over_solutions, CLIFailed,
+         r"^aelab: TMP/dest/01_pretraining\.py holds solution cells"),
     Case("cli-run-timeout-negative", "CLI", "aelab run tour --timeout -5",
          aelab_cli("run", "tour", "--timeout", "-5", "--out", "TMP/out"), CLIFailed,
          r"^aelab: --timeout must be a finite number > 0, got -5"),
