@@ -180,7 +180,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
                               {k: [v[i] for i in idx] for k, v in evals.items()},
                               layout=strategy, metrics=metrics, watch=watch,
                               callback=callback, desc=desc, **kw)
-            for i, h in zip(idx, hs):
+            for i, h in zip(idx, hs, strict=True):
                 histories[i] = h
                 if i in keys:
                     save_fitted(models[i], keys[i], h)

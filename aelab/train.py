@@ -68,11 +68,22 @@ class History:
 
     @property
     def stalled(self) -> bool:
-        return bool(self.check())
+        """True when the model did not train (see `problem`)."""
+        return bool(self.problem())
 
     def check(self, min_drop: float = 0.02) -> str:
-        """'' if the training loss went down by at least `min_drop` (relative),
-        else a one-line warning that the model may not have trained."""
+        """Old name of `problem` (a check that returned a truthy text when
+        something was wrong read backwards); kept for old notebooks."""
+        import warnings
+
+        warnings.warn("History.check() is now History.problem(): '' when the model "
+                      "trained, else what went wrong", DeprecationWarning, stacklevel=2)
+        return self.problem(min_drop)
+
+    def problem(self, min_drop: float = 0.02) -> str:
+        """What went wrong in training, in one line, or '' if nothing did: the
+        training loss went down by at least `min_drop` (relative) and did not
+        diverge."""
         if self.stopped == "diverged":
             return self.message
         if len(self.train_loss) < 2:

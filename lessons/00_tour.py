@@ -226,7 +226,7 @@ X_test = test.X[:512].float() / 255
 X_hat = aelab.predict(model, test.X[:512])
 check = metrics.check_reconstruction(X_test, X_hat)
 print(check.message)
-print(history.check() or "The training loss went down.")
+print(history.problem() or "The training loss went down.")
 
 # %% [markdown]
 # And look: top row the test digits, middle row what the autoencoder drew from

@@ -40,7 +40,8 @@ def sweep():
 
 
 def histories_close(a, b):
-    for x, z in zip(a, b):
+    for x, z in zip(a, b, strict=True):
+        assert (x.stopped, x.stalled) == (z.stopped, z.stalled)
         assert x.train_loss == pytest.approx(z.train_loss, rel=1e-5, abs=1e-6)
         assert x.test_loss == pytest.approx(z.test_loss, rel=1e-5, abs=1e-6)
         assert x.metrics.keys() == z.metrics.keys()
@@ -61,8 +62,8 @@ def test_batched_trains_the_models_that_sequential_fit_trains(
     ha = fit_many(a, datas, ce, strategy="sequential", **kw)
     hb = fit_many(b, datas, ce, strategy="batched", **kw)
     histories_close(ha, hb)
-    for m1, m2 in zip(a, b):
-        for p, q in zip(m1.parameters(), m2.parameters()):
+    for m1, m2 in zip(a, b, strict=True):
+        for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
             assert torch.allclose(p, q, atol=1e-5)
     assert torch.equal(b[0][1].weight, models[0][1].weight)  # frozen stays frozen
     assert not torch.equal(b[1][1].weight, models[1][1].weight)  # others trained
@@ -79,7 +80,8 @@ def test_batched_records_every_epoch_as_fit_does(sweep):
         assert len(h.train_loss) == len(h.test_loss) == len(h.metrics["train_ce"]) == 3
         assert len(h.outputs) == 3 and h.outputs[0].shape == (5, 3)
         assert h.stopped == "completed" and h.num_images == 150 and h.seconds > 0
-        assert isinstance(h.stalled, bool)
+        # random labels: some of these barely learn; the flag follows the loss
+        assert h.stalled == (min(h.train_loss) > 0.98 * h.train_loss[0])
 
 
 def test_per_model_test_sets_give_per_model_test_losses(sweep):

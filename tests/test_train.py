@@ -47,7 +47,7 @@ def test_fit_reduces_the_loss_and_records_every_epoch(images):
             metrics={"mse": lambda m: evaluate(m, (images,), recon)})
     assert len(h.train_loss) == len(h.test_loss) == len(h.metrics["mse"]) == 15
     assert h.train_loss[-1] < 0.5 * h.train_loss[0]
-    assert h.stopped == "completed" and h.check() == "" and h.images_per_s > 0
+    assert h.stopped == "completed" and h.problem() == "" and h.images_per_s > 0
 
 
 def test_two_fits_with_the_same_seed_are_identical(images):
@@ -83,7 +83,7 @@ def test_ctrl_c_stops_with_one_line_and_carries_the_partial_history(images):
 
 def test_a_stuck_model_is_flagged():
     h = History(train_loss=[0.10, 0.0999, 0.0998])
-    assert "stuck" in h.check()
+    assert "stuck" in h.problem() and h.stalled
     assert History.from_dict(h.to_dict()) == h
 
 
@@ -119,10 +119,10 @@ def test_vmap_and_sequential_sweeps_agree():
     kw = dict(num_epochs=3, batch_size=16, clip_grad=0.5, device="cpu", quiet=True)
     ha = fit_many(a, list(datas), ce, strategy="sequential", **kw)
     hb = fit_many(b, list(datas), ce, strategy="vmap", **kw)
-    for x, z in zip(ha, hb):
+    for x, z in zip(ha, hb, strict=True):
         assert x.train_loss == pytest.approx(z.train_loss, rel=1e-5)
-    for m1, m2 in zip(a, b):
-        for p, q in zip(m1.parameters(), m2.parameters()):
+    for m1, m2 in zip(a, b, strict=True):
+        for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
             assert torch.allclose(p, q, atol=1e-5)
     assert torch.equal(a[0][1].weight, models[0][1].weight)  # frozen stays frozen
     assert not torch.equal(a[1][1].weight, models[1][1].weight)  # others trained
@@ -227,7 +227,7 @@ def test_fit_with_cache_loads_the_finished_run_instead_of_training(images):
     h2 = fit(again, (images,), recon, num_epochs=2, quiet=True, cache=True, seed=1,
              callback=lambda *a: pytest.fail("a cached run must not train"))
     assert h2.cached and not h1.cached and h2.train_loss == h1.train_loss
-    for p, q in zip(first.parameters(), again.parameters()):
+    for p, q in zip(first.parameters(), again.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
