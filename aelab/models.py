@@ -291,7 +291,7 @@ class SkipAutoencoder(nn.Module):
         # The wiring is no module: put it in repr, so the cache key sees it.
         return f"skip_from={self.skip_from}"
 
-    def features(self, X: torch.Tensor) -> list[torch.Tensor]:
+    def layers(self, X: torch.Tensor) -> list[torch.Tensor]:
         """Every encoder ReLU output a_1 ... a_depth, for per-layer probes."""
         feats, h = [], X
         for block in self.encoder:
@@ -303,7 +303,7 @@ class SkipAutoencoder(nn.Module):
         return self.encoder(X)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        acts = [X, *self.features(X)]  # a_0 = X, a_1, ..., a_depth
+        acts = [X, *self.layers(X)]  # a_0 = X, a_1, ..., a_depth
         h = acts[-1]
         for i, layer in zip(range(len(acts) - 1, 0, -1), self.decoder):
             skip = acts[i - 1] if i - 1 in self.skip_from else None

@@ -104,7 +104,7 @@ class MacroLayerAE(nn.Module):
             switches.append(idx)
         return acts, switches, sizes
 
-    def features(self, X: torch.Tensor) -> list[torch.Tensor]:
+    def layers(self, X: torch.Tensor) -> list[torch.Tensor]:
         """[a_1, ..., a_L]: every macro-layer's pooled output."""
         return self._encode(X)[0][1:]
 

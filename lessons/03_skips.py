@@ -176,7 +176,7 @@ ae = autoencoder(True)
 print(ae.encoder)
 print(f"shortcuts from encoder outputs {ae.skip_from} (0 is the input); "
       f"no skips keeps {autoencoder(False).skip_from}")
-for i, h in enumerate(ae.features(torch.zeros(1, 1, 28, 28)), 1):
+for i, h in enumerate(ae.layers(torch.zeros(1, 1, 28, 28)), 1):
     print(f"layer {i}: {tuple(h.shape[1:])}")
 
 # %% [markdown]

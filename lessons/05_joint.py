@@ -170,7 +170,7 @@ for name, why in MISSING.items():
 WIDTHS = SETTINGS["widths"]
 model = MacroLayerAE(widths=WIDTHS, mode="all", unpool="switches")
 print(model)
-for k, a in enumerate(model.features(torch.zeros(1, 1, 28, 28)), 1):
+for k, a in enumerate(model.layers(torch.zeros(1, 1, 28, 28)), 1):
     print(f"a_{k}: {tuple(a.shape[1:])}")
 
 # %% [markdown]

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import aelab
-from aelab import (cli, corrupt, data, metrics, models, probes, splits, study, utils,
-                   verdicts, widgets)
+from aelab import (cli, corrupt, data, device, metrics, models, probes, splits, study,
+                   utils, verdicts, widgets)
 from aelab.train import evaluate, fit, predict
 from aelab.sweep import fit_many
 from aelab.utils import cache_path, cached
@@ -115,7 +115,7 @@ def without_gpus(fn):
     """fn on a machine (as torch sees it) with no CUDA GPU and no Apple GPU."""
     def run(tmp):
         with mock.patch.object(torch.cuda, "is_available", lambda: False), \
-                mock.patch.object(utils, "_mps_available", lambda: False):
+                mock.patch.object(device, "_mps_available", lambda: False):
             return fn(tmp)
     return run
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aelab import utils
+from aelab import progress
 from aelab.train import fit
 
 
@@ -30,21 +30,21 @@ def tiny_fit(**kw):
 
 def test_the_notice_says_the_estimate_and_the_faster_profile(monkeypatch):
     monkeypatch.setenv("AELAB_PROFILE", "classroom")
-    line = utils.long_run_notice("sweep", 150)
+    line = progress.long_run_notice("sweep", 150)
     assert line.startswith("aelab: sweep will take about 2 min on this machine")
     assert "AELAB_PROFILE=fast" in line and "--profile fast" in line
     assert "\n" not in line
     monkeypatch.setenv("AELAB_PROFILE", "fast")
-    assert "already the fast profile" in utils.long_run_notice("sweep", 4000)
-    assert "about 67 min" in utils.long_run_notice("sweep", 4000)
-    assert "about 1.5 h" in utils.long_run_notice("sweep", 5400)
-    assert utils.long_run_notice("sweep", 59) is None
+    assert "already the fast profile" in progress.long_run_notice("sweep", 4000)
+    assert "about 67 min" in progress.long_run_notice("sweep", 4000)
+    assert "about 1.5 h" in progress.long_run_notice("sweep", 5400)
+    assert progress.long_run_notice("sweep", 59) is None
 
 
 def test_a_fit_expected_to_take_over_a_minute_announces_itself_once(monkeypatch,
                                                                     capsys):
     monkeypatch.setenv("AELAB_PROFILE", "classroom")
-    monkeypatch.setattr(utils, "time", Clock(step=3.0))  # 3 s a step: 90 s in all
+    monkeypatch.setattr(progress, "time", Clock(step=3.0))  # 3 s a step: 90 s in all
     tiny_fit()
     lines = [s for s in capsys.readouterr().out.splitlines() if "will take" in s]
     assert len(lines) == 1, lines
@@ -53,16 +53,16 @@ def test_a_fit_expected_to_take_over_a_minute_announces_itself_once(monkeypatch,
 
 
 def test_a_short_fit_and_a_quiet_one_say_nothing(monkeypatch, capsys):
-    monkeypatch.setattr(utils, "time", Clock(step=1.0))  # 30 s in all
+    monkeypatch.setattr(progress, "time", Clock(step=1.0))  # 30 s in all
     tiny_fit()
-    monkeypatch.setattr(utils, "time", Clock(step=10.0))  # long, but quiet=True
+    monkeypatch.setattr(progress, "time", Clock(step=10.0))  # long, but quiet=True
     tiny_fit(quiet=True)
     assert "will take" not in capsys.readouterr().out
 
 
 def test_a_sweep_bar_over_models_announces_after_its_first_model(monkeypatch, capsys):
-    monkeypatch.setattr(utils, "time", Clock(step=20.0))  # 20 s a model, 12 models
-    for _ in utils.progress(range(12), desc="12 networks", unit="model"):
+    monkeypatch.setattr(progress, "time", Clock(step=20.0))  # 20 s a model, 12 models
+    for _ in progress.progress(range(12), desc="12 networks", unit="model"):
         pass
     out = capsys.readouterr().out
     assert out.count("will take") == 1

@@ -183,11 +183,11 @@ def test_skip_autoencoder_shapes(depth):
         ae = SkipAutoencoder(in_channels=channels, depth=depth)
         X = images(2, channels, size)
         assert ae(X).shape == X.shape and ae(channels_last(X)).shape == X.shape
-        feats = ae.features(X)
+        feats = ae.layers(X)
         assert len(feats) == depth and all((f >= 0).all() for f in feats)  # ReLUs
         assert torch.equal(feats[-1], ae.encode(X))
         assert feats[-1].shape[1] == 16 * 2 ** (depth // 2)  # width doubles per stride
-    assert [f.shape[-1] for f in SkipAutoencoder(depth=6).features(images(1))] == [
+    assert [f.shape[-1] for f in SkipAutoencoder(depth=6).layers(images(1))] == [
         28, 14, 14, 7, 7, 4]
     assert not any(isinstance(m, nn.MaxPool2d) for m in ae.modules())
 

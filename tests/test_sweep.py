@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aelab import batched
+from aelab import batched, progress
 from aelab.sweep import _choose, fit_many
 from aelab.train import evaluate
 
@@ -175,9 +175,9 @@ def test_ctrl_c_keeps_the_finished_chunks_cached_and_a_rerun_resumes(
 
 def test_fit_many_says_once_which_strategy_it_used_and_why_for_batchnorm(
         monkeypatch, capsys):
-    from aelab import sweep, utils
+    from aelab import sweep
 
-    monkeypatch.setattr(utils, "_said", set())
+    monkeypatch.setattr(progress, "_said", set())
     bn = [nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
                         nn.Linear(72, 3)) for _ in range(2)]
     assert "BatchNorm" in sweep._describe("vmap", bn)  # what a GPU would say

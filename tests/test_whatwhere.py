@@ -50,7 +50,7 @@ def test_inverter_copies_and_freezes_the_first_layers_and_decodes_the_image():
         net = inverter(model, depth, unpool="switches")
         assert len(net.encoder) == depth and net.mode == "first"
         assert isinstance(net.unpool, SwitchUnpool)
-        assert torch.equal(net.encode(X), model.features(X)[depth - 1])
+        assert torch.equal(net.encode(X), model.layers(X)[depth - 1])
         trainable = {n for n, p in net.named_parameters() if p.requires_grad}
         assert trainable and all(n.startswith("decoder.") for n in trainable)
         logits, [(target, X_hat)] = net(X)
