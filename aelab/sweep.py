@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import time
 
 import torch
@@ -33,7 +32,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from aelab import batched, validate
 from aelab.splits import to_float
 from aelab.train import (History, autocast, check_settings, evaluate, fit, fit_key,
-                         load_fitted, make_optimizer, predict, save_fitted)
+                         load_fitted, make_optimizer, record_extras, record_loss,
+                         save_fitted)
 from aelab.utils import progress, say_once, training_device
 
 VMAP_MAX_BATCH = 1024
@@ -271,15 +271,10 @@ def _fit_stacked(models, datas, loss_fn, seeds, evals, *, layout, num_epochs, lr
                         for k, v in evals.items()}
             for i in list(alive):
                 h = histories[i]
-                h.train_loss.append(train_loss[i])
                 h.num_images += n
-                if not math.isfinite(train_loss[i]):
-                    h.stopped = "diverged"
-                    h.message = (f"{desc}, model {i}: the loss became {train_loss[i]} "
-                                 f"in epoch {epoch + 1}; it stopped there. Lower lr "
-                                 f"(now {lr}), set clip_grad=1.0, or check the inputs")
-                    print(h.message, flush=True)
-                    load(i)
+                if not record_loss(h, train_loss[i], epoch, desc=f"{desc}, model {i}",
+                                   lr=lr):
+                    load(i)  # it stops alone, at its last finite weights' epoch
                     alive.remove(i)
                     continue
                 for k, losses in measured.items():
@@ -330,9 +325,6 @@ def _evaluate(one, params, test, base, device, batch_size=1024) -> list:
 
 def _after_epoch(model, history, epoch, metrics, watch, callback, device):
     """What `fit` does after an epoch for one model: metrics, watch, callback."""
-    for name, fn in (metrics or {}).items():
-        history.metrics[name].append(float(fn(model)))
-    if watch is not None:
-        history.outputs.append(predict(model, watch, device=device))
+    record_extras(model, history, metrics, watch, device)
     if callback is not None:
         callback(model, epoch, history)

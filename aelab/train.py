@@ -214,6 +214,33 @@ def save_fitted(model: nn.Module, key: dict, history: History) -> None:
                      cache_path(key, "fit"))
 
 
+def record_loss(history: History, train_loss: float, epoch: int, *, desc: str,
+                lr: float) -> bool:
+    """Append an epoch's training loss; False (and the history marked
+    'diverged', with one line printed) if it is not finite. fit and fit_many
+    share it, so a diverged model reads the same whichever trained it."""
+    history.train_loss.append(train_loss)
+    if math.isfinite(train_loss):
+        return True
+    history.stopped = "diverged"
+    history.message = (f"{desc}: the loss became {train_loss} in epoch {epoch + 1}; "
+                       f"training stopped. Lower lr (now {lr}), set clip_grad=1.0, or "
+                       "check the inputs for NaNs")
+    print(history.message, flush=True)
+    return False
+
+
+def record_extras(model: nn.Module, history: History, metrics, watch, device) -> None:
+    """After an epoch: each metric of the model (eval mode), and its outputs on
+    `watch`, into the history (fit and fit_many alike)."""
+    if metrics:
+        model.eval()
+        for name, fn in metrics.items():
+            history.metrics[name].append(float(fn(model)))
+    if watch is not None:
+        history.outputs.append(predict(model, watch, device=device))
+
+
 def check_settings(num_epochs, batch_size, lr, weight_decay, clip_grad,
                    optimizer) -> tuple[int, int]:
     """The training settings `fit` and `fit_many` share, checked before torch
@@ -300,23 +327,12 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
                 bar.update()
             history.num_images += count
             train_loss = (total / count).item()  # the one sync of the epoch
-            history.train_loss.append(train_loss)
-            if not math.isfinite(train_loss):
-                history.stopped = "diverged"
-                history.message = (f"{desc}: the loss became {train_loss} in epoch "
-                                   f"{epoch + 1}; training stopped. Lower lr (now {lr}), "
-                                   "set clip_grad=1.0, or check the inputs for NaNs")
-                print(history.message, flush=True)
+            if not record_loss(history, train_loss, epoch, desc=desc, lr=lr):
                 break
             if test_data is not None:
                 history.test_loss.append(evaluate(model, test_data, loss_fn, device=device))
-            if metrics:
-                model.eval()
-                for name, fn in metrics.items():
-                    history.metrics[name].append(float(fn(model)))
+            record_extras(model, history, metrics, watch, device)
             bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.4g}", refresh=False)
-            if watch is not None:
-                history.outputs.append(predict(model, watch, device=device))
             if key is not None:  # the epoch is finished: what a rerun resumes from
                 history.seconds = before + time.perf_counter() - start
                 snap = checkpoint.snapshot(model, opt, loader, history)
