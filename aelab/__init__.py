@@ -27,7 +27,9 @@ Glossary (one word, one meaning, in the library and the lessons):
     gate        a model's health before a claim may rest on it: beats the best
                 constant image (or chance) and its loss reached a plateau
     check       an exercise check only (aelab.exercises.check): it tests a
-                student's answer and passes or says the fix in one line
+                student's answer and passes or says the fix in one line; a
+                trained model's health is metrics.reconstruction_health /
+                classifier_health, and argument checks live in aelab.validate
     margin      the smallest effect that matters, written in the lesson, in the
                 claim's unit
     effect      the per-seed paired difference, its mean and 95% bootstrap interval

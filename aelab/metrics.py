@@ -299,7 +299,7 @@ def best_constant_mse(X) -> float:
 
 
 @dataclass(frozen=True)
-class ReconstructionCheck:
+class ReconstructionHealth:
     mse: float
     constant_mse: float  # best_constant_mse(X)
     ratio: float  # mse / constant_mse
@@ -314,7 +314,7 @@ class ReconstructionCheck:
 _ADVICE = "try more epochs, a higher lr or another seed"
 
 
-def check_reconstruction(X, X_hat, *, tolerance: float = 0.9) -> ReconstructionCheck:
+def reconstruction_health(X, X_hat, *, tolerance: float = 0.9) -> ReconstructionHealth:
     """Did the autoencoder learn? ok iff mse < tolerance * best_constant_mse(X)
     and the reconstructions differ from image to image.
 
@@ -340,11 +340,11 @@ def check_reconstruction(X, X_hat, *, tolerance: float = 0.9) -> ReconstructionC
     else:
         message = (f"MSE {err:.3g} is {ratio:.0%} of the best constant image's "
                    f"{base:.3g}: the autoencoder learned something")
-    return ReconstructionCheck(err, base, ratio, ok, message, spread)
+    return ReconstructionHealth(err, base, ratio, ok, message, spread)
 
 
 @dataclass(frozen=True)
-class ClassifierCheck:
+class ClassifierHealth:
     accuracy: float
     chance: float  # chance_accuracy(y_true)
     ok: bool
@@ -355,7 +355,7 @@ class ClassifierCheck:
         return self.message
 
 
-def check_classifier(y_true, y_pred) -> ClassifierCheck:
+def classifier_health(y_true, y_pred) -> ClassifierHealth:
     """Did the classifier learn? ok iff accuracy > chance + 0.05 and it predicts
     more than one class (a one-class predictor never beats chance anyway; the
     check is there for the message). y_pred may be labels or logits."""
@@ -371,4 +371,9 @@ def check_classifier(y_true, y_pred) -> ClassifierCheck:
         message = (f"accuracy {acc:.1%} vs chance {chance:.1%}: the classifier "
                    f"learned something")
     ok = acc > chance + 0.05 and len(predicted) > 1
-    return ClassifierCheck(acc, chance, ok, message, len(predicted))
+    return ClassifierHealth(acc, chance, ok, message, len(predicted))
+
+
+# Old names (before "check" meant only an exercise check); kept for old notebooks.
+check_reconstruction, check_classifier = reconstruction_health, classifier_health
+ReconstructionCheck, ClassifierCheck = ReconstructionHealth, ClassifierHealth

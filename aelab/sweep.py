@@ -31,7 +31,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from aelab import batched, validate
 from aelab.splits import to_float
-from aelab.train import (History, autocast, check_settings, evaluate, fit, fit_key,
+from aelab.train import (History, autocast, validate_settings, evaluate, fit, fit_key,
                          load_fitted, make_optimizer, record_extras, record_loss,
                          save_fitted)
 from aelab.utils import progress, say_once, training_device
@@ -115,7 +115,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     if len(models) != len(datas):
         raise ValueError(f"fit_many needs one dataset per model: got {len(models)} "
                          f"models and {len(datas)} datasets")
-    num_epochs, batch_size = check_settings(num_epochs, batch_size, lr, weight_decay,
+    num_epochs, batch_size = validate_settings(num_epochs, batch_size, lr, weight_decay,
                                             clip_grad, optimizer)
     if seeds is not None and len(seeds) != len(models):
         raise ValueError(f"fit_many needs one seed per model: got {len(seeds)} seeds "

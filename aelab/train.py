@@ -241,7 +241,7 @@ def record_extras(model: nn.Module, history: History, metrics, watch, device) ->
         history.outputs.append(predict(model, watch, device=device))
 
 
-def check_settings(num_epochs, batch_size, lr, weight_decay, clip_grad,
+def validate_settings(num_epochs, batch_size, lr, weight_decay, clip_grad,
                    optimizer) -> tuple[int, int]:
     """The training settings `fit` and `fit_many` share, checked before torch
     sees them (one line each); returns num_epochs and batch_size as ints."""
@@ -276,7 +276,7 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         only when it trains. An interrupted run is stored as a checkpoint of
         its finished epochs, from which the same fit, run again, resumes.
     """
-    num_epochs, batch_size = check_settings(num_epochs, batch_size, lr, weight_decay,
+    num_epochs, batch_size = validate_settings(num_epochs, batch_size, lr, weight_decay,
                                             clip_grad, optimizer)
     validate.count("seed", seed, minimum=None)
     validate.data(data, "the training data", desc)

@@ -312,7 +312,7 @@ GATE = dict(max_ratio=0.9, last=0.25, max_drop=0.05)  # the gate's limits
 def ae_gate(name, seed, model, history):
     """One autoencoder's gate: constant image, collapse, plateau."""
     X_test = aelab.splits.to_float(UNLABELED[AUTOENCODERS[name][0]][1][:512])
-    health = metrics.check_reconstruction(X_test, aelab.predict(model, X_test))
+    health = metrics.reconstruction_health(X_test, aelab.predict(model, X_test))
     gate = health_gate(name, seed, losses=history.train_loss, error=health.mse,
                        constant_error=health.constant_mse, **GATE)
     varies = health.output_variance >= 1e-2 * health.constant_mse

@@ -242,30 +242,30 @@ def test_best_constant_mse_is_mean_pixel_variance(images):
 def test_check_reconstruction_flags_a_stalled_autoencoder(images):
     X, _ = images
     mean = X.mean(0, keepdim=True)
-    stalled = metrics.check_reconstruction(X, mean.expand_as(X))
+    stalled = metrics.reconstruction_health(X, mean.expand_as(X))
     assert not stalled.ok and stalled.message.startswith("STALLED")
     assert "same" in stalled.message and stalled.ratio == pytest.approx(1.0)
-    assert not metrics.check_reconstruction(X, torch.zeros_like(X)).ok
+    assert not metrics.reconstruction_health(X, torch.zeros_like(X)).ok
     # 8% of each image's detail: MSE is 85% of the mean image's, below the 90%
     # tolerance, but the outputs hardly vary: still flagged.
-    faint = metrics.check_reconstruction(X, mean + 0.08 * (X - mean))
+    faint = metrics.reconstruction_health(X, mean + 0.08 * (X - mean))
     assert faint.ratio < 0.9 and not faint.ok and "same" in str(faint)
-    swapped = metrics.check_reconstruction(X, X.roll(1, dims=0))  # varied, wrong
+    swapped = metrics.reconstruction_health(X, X.roll(1, dims=0))  # varied, wrong
     assert not swapped.ok and "no better than the mean image" in swapped.message
-    good = metrics.check_reconstruction(X, X + 0.01 * torch.randn_like(X))
+    good = metrics.reconstruction_health(X, X + 0.01 * torch.randn_like(X))
     assert good.ok and "learned something" in good.message and good.ratio < 0.05
-    broken = metrics.check_reconstruction(X, torch.full_like(X, float("nan")))
+    broken = metrics.reconstruction_health(X, torch.full_like(X, float("nan")))
     assert not broken.ok and "NaN" in broken.message
 
 
 def test_check_classifier_flags_a_constant_predictor():
     y = torch.arange(100) % 4
-    constant = metrics.check_classifier(y, torch.full((100,), 2))
+    constant = metrics.classifier_health(y, torch.full((100,), 2))
     assert not constant.ok and "class 2" in constant.message
-    shuffled = metrics.check_classifier(y, y[torch.randperm(100,
+    shuffled = metrics.classifier_health(y, y[torch.randperm(100,
                                         generator=torch.Generator().manual_seed(0))])
     assert shuffled.accuracy < 0.35 and not shuffled.ok
-    good = metrics.check_classifier(y, torch.nn.functional.one_hot(y, 4).float())
+    good = metrics.classifier_health(y, torch.nn.functional.one_hot(y, 4).float())
     assert good.ok and good.accuracy == 1.0 and good.chance == 0.25
 
 
@@ -349,3 +349,10 @@ def test_layer_probes_one_row_per_layer_and_chunking_is_invisible():
     for r, w in zip(rows[:2], whole[:2]):
         assert r["probe_accuracy"] == w["probe_accuracy"]
         assert r["decoder_mse"] == pytest.approx(w["decoder_mse"], abs=1e-9)
+
+
+def test_the_old_health_check_names_still_answer_for_old_notebooks():
+    X = torch.rand(6, 1, 4, 4)
+    assert metrics.check_reconstruction(X, X) == metrics.reconstruction_health(X, X)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    assert metrics.check_classifier(y, y) == metrics.classifier_health(y, y)
