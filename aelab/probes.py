@@ -3,7 +3,7 @@ image) a representation keeps.
 
 - `frozen_features(encoder, X)`: an encoder's output, flattened, no gradients;
 - `pca(X_fit, *Xs, k)`: the classic baseline representation;
-- `train_probes(F, y, subsets, head=...)`: one linear or MLP head per labeled
+- `train_probes(feats, y, subsets, head=...)`: one linear or MLP head per labeled
   subset, all trained together as one batched operation, full batch;
 - `layer_probes`: closed-form ridge probes of every layer (no training loop,
   no learning rate, so two probes differ only because their features differ).
@@ -11,7 +11,7 @@ image) a representation keeps.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F_
+import torch.nn.functional as F
 from torch import nn
 
 from aelab import validate
@@ -27,7 +27,8 @@ def frozen_features(encoder, X: torch.Tensor, *, batch_size: int = 1024) -> torc
     of one (`model.encode`). It must be frozen (no parameter requires a
     gradient): features of a trainable encoder are not "frozen features", and a
     head trained on them would not say what the pretraining learned."""
-    module = encoder if isinstance(encoder, nn.Module) else getattr(encoder, "__self__", None)
+    module = encoder if isinstance(encoder, nn.Module) else \
+        getattr(encoder, "__self__", None)
     if not isinstance(module, nn.Module):
         raise ValueError(f"frozen_features: the encoder must be a torch module or a method "
                          f"of one (model.encoder or model.encode), got "
@@ -41,9 +42,9 @@ def frozen_features(encoder, X: torch.Tensor, *, batch_size: int = 1024) -> torc
     def code(xb):
         out = encoder(xb)
         if not torch.is_tensor(out):
-            raise ValueError(f"frozen_features: the encoder returned a {type(out).__name__}, "
-                             "not one tensor: pass a module or method that returns the "
-                             "code alone")
+            raise ValueError(f"frozen_features: the encoder returned a "
+                             f"{type(out).__name__}, not one tensor: pass a module or "
+                             "method that returns the code alone")
         return out.flatten(1)
 
     device = get_device()
@@ -73,38 +74,42 @@ def pca(X_fit: torch.Tensor, *Xs: torch.Tensor, k: int) -> tuple:
                  for X in Xs)
 
 
-def _ridge_predict(F_train, T_train, F_test, alpha: float) -> torch.Tensor:
-    """Ridge regression T ~ F W + t0 on standardised features; predict for F_test."""
+def _ridge_predict(feats_train, T_train, feats_test, alpha: float) -> torch.Tensor:
+    """Ridge regression T ~ feats W + t0 on standardised features; predict for
+    feats_test."""
     if alpha <= 0:
         raise ValueError("alpha must be > 0")
-    F, G = _flat64(F_train), _flat64(F_test)
-    mean, std = F.mean(0), F.std(0, correction=0)
+    feats, G = _flat64(feats_train), _flat64(feats_test)
+    mean, std = feats.mean(0), feats.std(0, correction=0)
     std = torch.where(std > _CONSTANT_TOL, std, 1.0)  # a dead unit becomes 0, not NaN
-    F, G = (F - mean) / std, (G - mean) / std
-    # Centred F and T make the intercept t0 = mean(T): it is not penalised.
+    feats, G = (feats - mean) / std, (G - mean) / std
+    # Centred feats and T make the intercept t0 = mean(T): it is not penalised.
     t0 = T_train.mean(0)
     T = T_train - t0
-    N, D = F.shape
-    if D <= N:  # primal: (F^T F + alpha I) W = F^T T, a D x D system
-        W = torch.linalg.solve(F.T @ F + alpha * torch.eye(D, dtype=F.dtype), F.T @ T)
-    else:  # dual: the same W = F^T (F F^T + alpha I)^-1 T, an N x N system
-        W = F.T @ torch.linalg.solve(F @ F.T + alpha * torch.eye(N, dtype=F.dtype), T)
+    N, D = feats.shape
+    if D <= N:  # primal: (feats^T feats + alpha I) W = feats^T T, a D x D system
+        eye = torch.eye(D, dtype=feats.dtype)
+        W = torch.linalg.solve(feats.T @ feats + alpha * eye, feats.T @ T)
+    else:  # dual: the same W = feats^T (feats feats^T + alpha I)^-1 T, an N x N system
+        eye = torch.eye(N, dtype=feats.dtype)
+        W = feats.T @ torch.linalg.solve(feats @ feats.T + alpha * eye, T)
     return G @ W + t0
 
 
-def ridge_probe_accuracy(F_train, y_train, F_test, y_test, *, alpha: float = 1.0,
+def ridge_probe_accuracy(feats_train, y_train, feats_test, y_test, *, alpha: float = 1.0,
                          num_classes: int | None = None) -> float:
     """Test accuracy of a linear probe: ridge regression onto one-hot targets."""
     y_train, y_test = _labels(y_train), _labels(y_test)
     if num_classes is None:
         num_classes = int(max(y_train.max(), y_test.max())) + 1
     Y = torch.nn.functional.one_hot(y_train, num_classes).to(torch.float64)
-    return accuracy(_ridge_predict(F_train, Y, F_test, alpha), y_test)
+    return accuracy(_ridge_predict(feats_train, Y, feats_test, alpha), y_test)
 
 
-def ridge_decoder_mse(F_train, X_train, F_test, X_test, *, alpha: float = 1.0) -> float:
+def ridge_decoder_mse(feats_train, X_train, feats_test, X_test, *,
+                      alpha: float = 1.0) -> float:
     """Test pixel MSE of a linear "small decoder" fitted from features to pixels."""
-    X_hat = _ridge_predict(F_train, _flat64(X_train), F_test, alpha)
+    X_hat = _ridge_predict(feats_train, _flat64(X_train), feats_test, alpha)
     return mse(_flat64(X_test), X_hat)
 
 
@@ -129,12 +134,12 @@ def layer_probes(feature_fn, X_train, y_train, X_test, y_test, *, alpha: float =
     """
     train = _features(feature_fn, X_train, batch_size)
     test = _features(feature_fn, X_test, batch_size)
-    return [{"layer": layer, "dim": F_train.shape[1],
-             "probe_accuracy": ridge_probe_accuracy(F_train, y_train, F_test, y_test,
-                                                    alpha=alpha),
-             "decoder_mse": ridge_decoder_mse(F_train, X_train, F_test, X_test,
+    return [{"layer": layer, "dim": feats_train.shape[1],
+             "probe_accuracy": ridge_probe_accuracy(feats_train, y_train, feats_test,
+                                                    y_test, alpha=alpha),
+             "decoder_mse": ridge_decoder_mse(feats_train, X_train, feats_test, X_test,
                                               alpha=alpha)}
-            for layer, (F_train, F_test) in enumerate(zip(train, test))]
+            for layer, (feats_train, feats_test) in enumerate(zip(train, test))]
 
 
 class Probes:
@@ -151,15 +156,15 @@ class Probes:
         return len(self.layers[0][0])
 
     @torch.no_grad()
-    def logits(self, F: torch.Tensor) -> torch.Tensor:
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
         """(N, D) features -> (M, N, C) logits."""
-        h = ((F.float().to(self.mean.device) - self.mean) / self.std)
+        h = ((feats.float().to(self.mean.device) - self.mean) / self.std)
         h = h.expand(len(self), *h.shape)
         return _forward(h, self.layers).cpu()
 
-    def predict(self, F: torch.Tensor) -> torch.Tensor:
+    def predict(self, feats: torch.Tensor) -> torch.Tensor:
         """(N, D) features -> (M, N) predicted classes."""
-        return self.logits(F).argmax(-1)
+        return self.logits(feats).argmax(-1)
 
     def module(self, k: int = 0) -> nn.Sequential:
         """Head k as an nn.Module on raw (flattened) features, the centring and
@@ -168,7 +173,8 @@ class Probes:
         layers = [nn.Flatten()]
         for j, (W, b) in enumerate(self.layers):
             W, b = W[k].cpu(), b[k].cpu()
-            if j == 0:  # ((F - mean) / std) W + b = F (W / std) + (b - (mean / std) W)
+            # j == 0: ((feats - mean) / std) W + b = feats (W / std) + (b - (mean / std) W)
+            if j == 0:
                 std = self.std.cpu().reshape(-1, 1) if self.std.dim() else self.std.cpu()
                 W = W / std
                 b = b - self.mean.cpu() @ W
@@ -204,17 +210,18 @@ def _init(S: int, sizes: list, generator, device) -> list:
     return layers
 
 
-def _check_labels(F: torch.Tensor, y, subsets, num_classes) -> None:
+def _check_labels(feats: torch.Tensor, y, subsets, num_classes) -> None:
     """One line for what would fail inside torch: NaN features, indices outside
-    F, labels outside 0..num_classes-1."""
-    if F.is_floating_point() and not torch.isfinite(F).all():
-        raise ValueError("train_probes: the features F hold NaN or inf values: check "
+    feats, labels outside 0..num_classes-1."""
+    if feats.is_floating_point() and not torch.isfinite(feats).all():
+        raise ValueError("train_probes: the features hold NaN or inf values: check "
                          "the encoder (did its training diverge?)")
     for k, s in enumerate(subsets):
         s = torch.as_tensor(s)
-        if s.is_floating_point() or s.min() < 0 or s.max() >= len(F):
+        if s.is_floating_point() or s.min() < 0 or s.max() >= len(feats):
             raise ValueError(f"train_probes: subset {k} holds indices outside "
-                             f"0..{len(F) - 1} (F has {len(F)} rows): index into the "
+                             f"0..{len(feats) - 1} (the features have {len(feats)} rows): "
+                             "index into the "
                              "pool the features were computed on")
     y = torch.as_tensor(y)
     if y.is_floating_point() or y.min() < 0:
@@ -234,17 +241,17 @@ def _check_labels(F: torch.Tensor, y, subsets, num_classes) -> None:
 HEADS = {"linear": (), "mlp": (256, 256)}  # hidden widths (alberti2017: 3 FC layers)
 
 
-def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
+def train_probes(feats: torch.Tensor, y: torch.Tensor, subsets: list, *,
                  head: str = "linear", num_classes: int | None = None,
                  num_steps: int | None = None, lr: float | None = None,
                  weight_decay: float = 1e-3, scale: str = "global", seed: int = 0,
                  device=None, quiet: bool = True) -> Probes:
     """One head per index set in `subsets`, all trained together, full batch,
-    with Adam, on the frozen features F (N, D) of the labeled pool, labels y.
+    with Adam, on the frozen features feats (N, D) of the labeled pool, labels y.
 
     head: "linear" (multinomial logistic regression; defaults 300 steps, lr
     0.05) or "mlp" (3 fully connected layers, 256 hidden ReLU units; defaults
-    500 steps, lr 1e-3). Features are centred with the mean of all of F (no
+    500 steps, lr 1e-3). Features are centred with the mean of all of feats (no
     labels are used) and divided by one global std (scale="global": keeps the
     features' geometry) or each feature's own (scale="feature": whitens, which
     inflates near-constant directions). weight_decay is an L2 penalty on the
@@ -254,9 +261,9 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
         raise ValueError(f"unknown head {head!r}: use 'linear' or 'mlp'")
     if scale not in ("global", "feature"):
         raise ValueError(f"unknown scale {scale!r}: use 'global' or 'feature'")
-    if F.dim() != 2 or len(F) != len(y):
+    if feats.dim() != 2 or len(feats) != len(y):
         raise ValueError(f"train_probes needs features N x D and N labels; got "
-                         f"{tuple(F.shape)} and {tuple(y.shape)}")
+                         f"{tuple(feats.shape)} and {tuple(y.shape)}")
     if not subsets or any(len(s) == 0 for s in subsets):
         raise ValueError("train_probes needs at least one non-empty labeled subset")
     num_steps = num_steps if num_steps is not None else (300 if head == "linear" else 500)
@@ -264,14 +271,14 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
     num_steps = validate.count("num_steps", num_steps, minimum=1, hint="e.g. 300")
     validate.positive("lr", lr, hint="e.g. 0.05, or None for the head's default")
     validate.non_negative("weight_decay", weight_decay, hint="use 0 for none")
-    _check_labels(F, y, subsets, num_classes)
+    _check_labels(feats, y, subsets, num_classes)
     device = training_device(device)
-    F, y = F.float().to(device), torch.as_tensor(y).to(device)
+    feats, y = feats.float().to(device), torch.as_tensor(y).to(device)
     C = num_classes or int(y.max()) + 1
-    mean = F.mean(0)
-    std = (F.std() if scale == "global" else F.std(0)).clamp_min(1e-6)
-    Fz = (F - mean) / std
-    sizes = [F.shape[1], *HEADS[head], C]
+    mean = feats.mean(0)
+    std = (feats.std() if scale == "global" else feats.std(0)).clamp_min(1e-6)
+    Fz = (feats - mean) / std
+    sizes = [feats.shape[1], *HEADS[head], C]
     generator = torch.Generator().manual_seed(seed)
     trained = [None] * len(subsets)
     curves, fit = [None] * len(subsets), [None] * len(subsets)
@@ -290,7 +297,7 @@ def train_probes(F: torch.Tensor, y: torch.Tensor, subsets: list, *,
         steps = []
         for _ in range(num_steps):
             logits = _forward(Fg, layers)
-            per_head = F_.cross_entropy(logits.flatten(0, 1), yg.flatten(),
+            per_head = F.cross_entropy(logits.flatten(0, 1), yg.flatten(),
                                         reduction="none").view(yg.shape).mean(1)
             ce = per_head.mean()
             l2 = sum(W.pow(2).sum() for W, _ in layers)
