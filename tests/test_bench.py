@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aelab.bench import main, table
+from aelab.bench import main, noisy_baseline, table
 from aelab.bench.naive import Worker
 
 
@@ -71,3 +71,13 @@ def test_a_dead_worker_is_one_clear_error():
         worker.proc.join()
         with pytest.raises(RuntimeError, match="worker process died"):
             worker(_whoami, device="cpu")
+
+
+def test_a_baseline_that_varies_more_than_the_effect_is_flagged_noisy():
+    # naive 2.2-3.7 s (spread 56% of its median 2.7), aelab 1.8x faster: 80% > 56%
+    assert noisy_baseline([2.2, 2.7, 3.7], [1.2, 1.5, 2.1], "s") == ""
+    # the same baseline, a 1.2x effect: the spread decides it
+    warning = noisy_baseline([2.2, 2.7, 3.7], [1.8, 2.25, 3.1], "s")
+    assert warning.startswith("NOISY: the baseline varied by 56%")
+    assert "NOISY" in table([("a", "s", [2.2, 2.7, 3.7], [1.8, 2.25, 3.1], "")])
+    assert "NOISY" not in table([("a", "s", [2.6, 2.7, 2.8], [1.8, 2.25, 1.9], "")])

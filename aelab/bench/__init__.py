@@ -46,6 +46,19 @@ def ratios(naive: list, ours: list, unit: str) -> list:
     return [o / n if unit == "images/s" else n / o for n, o in zip(naive, ours)]
 
 
+def noisy_baseline(naive: list, ours: list, unit: str) -> str:
+    """A warning when the baseline's own spread over the rounds, (max - min) /
+    median, is wider than the effect, |median ratio - 1|: the ratio is then
+    decided by noise in the baseline (a busy machine), not by the code. '' if not."""
+    mid = median(naive)
+    spread = (max(naive) - min(naive)) / mid if mid else float("inf")
+    effect = abs(median(ratios(naive, ours, unit)) - 1)
+    if spread <= effect:
+        return ""
+    return (f"NOISY: the baseline varied by {spread:.0%} between rounds, more than the "
+            f"{effect:.0%} effect; rerun on a quiet machine")
+
+
 def table(rows) -> str:
     lines = ["| measurement | unit | naive | aelab | ratio (x faster) | note |",
              "| --- | --- | ---: | ---: | ---: | --- |"]
@@ -53,6 +66,7 @@ def table(rows) -> str:
         fmt = "{:,.0f}" if unit == "images/s" else "{:.2f}"
         r = ratios(naive, ours, unit)
         spread = f"{_times(median(r))}x ({_times(min(r))}-{_times(max(r))})"
+        note = "; ".join(filter(None, [noisy_baseline(naive, ours, unit), note]))
         lines.append(f"| {label} | {unit} | {_cell(naive, fmt)} | {_cell(ours, fmt)} | "
                      f"{spread} | {note} |")
     return "\n".join(lines)
