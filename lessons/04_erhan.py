@@ -83,7 +83,7 @@ aelab.seed_everything(0)
 
 # %% [markdown]
 # **Profile.** `fast` (seconds, tests) trains a handful of tiny networks for
-# three epochs; `classroom` (about 5 minutes on 2 CPU cores) trains 10
+# three epochs; `classroom` (minutes on 2 CPU cores) trains 10
 # initialisations per arm of networks with 1, 2 and 3 hidden layers of 128
 # units on 3,000 images of the embedded MNIST subset (1,000 more are held out
 # for validation); `paper` trains 400 per arm, 1,000 units wide, on MNIST's
@@ -131,8 +131,9 @@ SEEDS = aelab.profile.get_seeds(SETTINGS["seeds"])  # AELAB_SEEDS / --seeds win
 INITS = len(SEEDS)  # one seed per initialisation, the same in every arm
 print(PROFILE, SETTINGS, "seeds", SEEDS)
 device = aelab.get_device()
-print({"fast": "about 20 s", "classroom": "about 5 minutes on 2 CPU cores",
-       "paper": "hours: use a GPU"}[PROFILE] + " from a cold cache")
+print({"fast": "about a minute", "classroom": "minutes on 2 CPU cores (more when "
+       "other jobs share them)", "paper": "hours: use a GPU"}[PROFILE]
+      + " from a cold cache")
 
 # %% [markdown]
 # ## 1 · The data
@@ -1260,6 +1261,11 @@ reading.append(
     f"validation ({TUNED[small]} -> {TUNED[large]}) "
     f"{interval(paired_effect(GAINS['L2 (tuned)'][small]), 2)} -> "
     f"{interval(paired_effect(GAINS['L2 (tuned)'][large]), 2)}.")
+edge = sorted({TUNED[n] for n in SIZES} & {L2_ARMS[0], L2_ARMS[-1]})
+if edge:
+    reading.append(f"* **The L2 grid:** validation chose {', '.join(edge)}, an end of "
+                   f"`WEIGHT_DECAYS` = {WEIGHT_DECAYS}, at some size: the best strength "
+                   "may lie outside the grid (widen it and rerun).")
 adam_dead = OPTIMISERS["no pretraining"][1]
 sgd = {arm: OPTIMISERS[arm] for arm in SGD_ARMS}
 sgd_none, sgd_pre = sgd.values()
