@@ -35,7 +35,8 @@ from aelab.splits import Loader, to_float
 from aelab.utils import (cache_path, fingerprint, get_device, progress, save_or_warn,
                          training_device, unreadable)
 
-OPTIMIZERS = ("adam", "sgd")
+# "sgd" has momentum 0.9; "plain-sgd" has none (the SGD of older papers)
+OPTIMIZERS = ("adam", "sgd", "plain-sgd")
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -176,6 +177,9 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, *,
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay,
+                               fused=fused)
+    if name == "plain-sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.0, weight_decay=weight_decay,
                                fused=fused)
     raise ValueError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
 

@@ -295,3 +295,10 @@ def test_fit_many_with_cache_trains_only_the_models_not_cached_yet():
     fit_many(models(2), [(X, y)] * 2, ce, num_epochs=1, quiet=True, cache=True)
     hs = fit_many(models(3), [(X, y)] * 3, ce, num_epochs=1, quiet=True, cache=True)
     assert [h.cached for h in hs] == [True, True, False]
+
+
+def test_plain_sgd_has_no_momentum_and_sgd_keeps_its_momentum():
+    from aelab.train import make_optimizer
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert make_optimizer("plain-sgd", params, 0.1).defaults["momentum"] == 0.0
+    assert make_optimizer("sgd", params, 0.1).defaults["momentum"] == 0.9
