@@ -3,7 +3,6 @@ pyproject.toml's dependencies with the same bounds, and every lesson's Colab
 cell installs from the one Source URL in pyproject.toml (and only on Colab)."""
 import re
 import sys
-import tomllib
 import types
 from pathlib import Path
 
@@ -12,6 +11,11 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the [test] extra installs tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -140,3 +144,91 @@ def test_every_install_url_and_badge_names_the_source_repository():
         for other in re.findall(r"(?:colab\.research\.google\.com/github|mybinder\.org"
                                 r"/v2/gh)/([\w.-]+/[\w.-]+)", text):
             assert other == repo, f"{name} links {other}, not {repo}"
+
+
+def imports_of(module: str, path: Path) -> list:
+    """The `import module` statements of a file, with the try/except around each
+    one (None when there is none)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = []
+
+    def visit(node, guard):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import) and any(
+                    alias.name == module for alias in child.names):
+                found.append(guard)
+            visit(child, child if isinstance(child, ast.Try) else guard)
+
+    visit(tree, None)
+    return found
+
+
+def test_a_module_newer_than_requires_python_has_a_fallback_and_a_dependency():
+    """tomllib is 3.11's; on the floor pyproject states (3.10) an import of it
+    needs `except ModuleNotFoundError: import tomli`, and the test extra must
+    install tomli there."""
+    import ast
+
+    floor = re.search(r">=\s*3\.(\d+)", PYPROJECT["requires-python"])
+    if floor is None or int(floor.group(1)) >= 11:
+        return  # tomllib is in every Python that pyproject accepts
+    files = sorted([*ROOT.glob("tests/*.py"), *ROOT.glob("aelab/**/*.py"),
+                    *ROOT.glob("tools/*.py"), ROOT / "conftest.py"])
+    for path in files:
+        for guard in imports_of("tomllib", path):
+            handlers = guard.handlers if guard else []
+            fallback = [h for h in handlers
+                        if "tomli" in ast.dump(h) and ("ModuleNotFoundError"
+                                                       in ast.dump(h.type)
+                                                       or "ImportError"
+                                                       in ast.dump(h.type))]
+            assert fallback, (f"{path.relative_to(ROOT)} imports tomllib (3.11+) "
+                              f"without a tomli fallback, yet requires-python is "
+                              f"{PYPROJECT['requires-python']}")
+    needs = [Requirement(r) for r in PYPROJECT["optional-dependencies"]["test"]]
+    tomli = [r for r in needs if r.name == "tomli"]
+    assert tomli, "the test extra must install tomli for Python < 3.11"
+    assert tomli[0].marker and tomli[0].marker.evaluate({"python_version": "3.10"})
+    assert not tomli[0].marker.evaluate({"python_version": "3.11"})
+
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_gives_the_cpu_only_pytorch_install_with_the_size_it_saves():
+    line = re.search(r"pip install ([\w ]+) --index-url (\S+?)`", README)
+    assert line, "the README should give the CPU-only PyTorch install line"
+    assert line.group(2) == "https://download.pytorch.org/whl/cpu"
+    assert {"torch", "torchvision"} <= set(line.group(1).split())
+    around = README[max(0, line.start() - 600):line.end() + 600]
+    assert re.search(r"\d(\.\d)? GB", around), "say how much the CPU wheels save"
+
+
+def tour_settings(profile: str) -> dict:
+    """Lesson 00's SETTINGS for a profile, as its own profile cell computes it."""
+    cell = next(c.source for c in jupytext.read(ROOT / "lessons" / "00_tour.py").cells
+                if c.cell_type == "code" and "SETTINGS" in c.source)
+    namespace = {"aelab": types.SimpleNamespace(get_profile=lambda: profile),
+                 "print": lambda *args: None}
+    exec(compile(cell, "00_tour.py", "exec"), namespace)  # noqa: S102
+    return namespace["SETTINGS"]
+
+
+def test_the_readme_tour_caption_says_what_lesson_00_sets_and_nothing_measured():
+    import torch
+
+    import aelab
+
+    caption = re.search(r"\n\*From lesson 00([^*]+)\*", README)
+    assert caption, "the picture's caption (*From lesson 00 ...*) is missing"
+    text = " ".join(caption.group(1).split())
+    settings = tour_settings("classroom")
+    assert f"{settings['num_epochs']} epochs" in text, (text, settings)
+    assert f"{settings['num_images']:,} " in text, (text, settings)
+    torch.manual_seed(0)
+    size = sum(p.numel() for p in aelab.models.ConvAutoencoder().parameters())
+    assert re.findall(r"([\d,]+)-parameter", text) == [f"{size:,}"], text
+    # measured numbers (an MSE, a ratio, a time) are the lesson's to print
+    assert not re.search(r"\d\.\d|\d+ ?%|minute|second|\d+ s\b", text), text
