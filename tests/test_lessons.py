@@ -1,14 +1,20 @@
 """The lessons as text: each lessons/NN_topic.py (the file people edit) and its
 paired .ipynb (for Colab and Binder) hold the same cells, and every lesson keeps
-the house habits. nbval runs the notebooks themselves (see pyproject.toml)."""
+the house habits; and every lesson runs headless in the fast profile, once (here
+or in its tests/test_lesson_*.py). nbval runs the notebooks themselves under
+`pytest -m slow` (see conftest.py)."""
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-LESSONS = Path(__file__).resolve().parent.parent / "lessons"
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "lessons"
 SCRIPTS = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
 SYNC = "run `jupytext --sync lessons/*.py` after editing a lesson"
@@ -90,3 +96,45 @@ def test_seed_and_profile_come_before_any_training(script):
     if trains:
         assert seed < trains[0], f"{script.name}: seed_everything after training"
         assert profile < trains[0], f"{script.name}: get_profile after training"
+
+
+def run_by_their_own_tests() -> dict[str, str]:
+    """{lesson name: test file} of the lessons a tests/test_lesson_*.py runs with
+    `aelab run NAME` (and checks what it wrote)."""
+    found = {}
+    for path in sorted((ROOT / "tests").glob("test_lesson_*.py")):
+        for name in re.findall(r'aelab\(\s*"run",\s*"(\w+)"', path.read_text()):
+            found.setdefault(name, path.name)
+    return found
+
+
+def names(scripts) -> list[str]:
+    return [re.sub(r"^\d\d_", "", p.stem) for p in scripts]
+
+
+def test_the_lessons_own_tests_are_found_running_them():
+    """The search above must see `aelab("run", "erhan", ...)` in its file, or
+    the smoke below would run every lesson a second time."""
+    found = run_by_their_own_tests()
+    assert found.get("pretraining") == "test_lesson_run.py", found
+    assert set(found) <= set(names(SCRIPTS)), found
+
+
+@pytest.mark.parametrize("name", [n for n in names(SCRIPTS)
+                                  if n not in run_by_their_own_tests()])
+def test_a_lesson_without_its_own_run_test_runs_headless_in_the_fast_profile(
+        name, tmp_path):
+    """Every lesson runs top to bottom in the README's `pytest`: here, unless a
+    tests/test_lesson_*.py runs it already (nbval reruns them all under
+    `pytest -m slow`)."""
+    env = {**os.environ, "AELAB_OFFLINE": "1", "AELAB_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "aelab.cli", "run", name,
+                             "--profile", "fast", "--out", str(out)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=600,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    nb = nbformat.read(next(out.glob("*.ipynb")), as_version=4)
+    ran = [c for c in nb.cells if c.cell_type == "code"]
+    assert ran and all(c.execution_count for c in ran), "a code cell did not run"
+    assert list((out / "figures").glob("*.png")), "the lesson drew no figure"
