@@ -1,10 +1,11 @@
-"""The `aelab` command: lab, run, student, data, bench."""
+"""The `aelab` command: lab, run, lessons, student, data, bench."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,7 +87,18 @@ def cmd_lab(args, extra) -> int:
                                   else ""), flush=True)
     with tempfile.TemporaryDirectory(prefix="aelab-lab-") as tmp:
         settings = lab_settings_dir(Path(tmp))
-        return subprocess.call(lab_command(extra, root=root, settings_dir=settings))
+        lab = subprocess.Popen(lab_command(extra, root=root, settings_dir=settings))
+        # A SIGTERM for `aelab lab` (a service manager, a test) stops JupyterLab
+        # too, instead of leaving it running with its settings folder deleted.
+        previous = signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
+        try:
+            return lab.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached JupyterLab too: let it stop
+            lab.terminate()
+            lab.wait()
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_run(args, extra) -> int:

@@ -82,7 +82,7 @@ def test_lab_adds_allow_root_only_for_root():
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="checks the root path: run the tests as root (as CI does)")
-def test_lab_as_root_answers_http_on_its_port(tmp_path):
+def test_lab_as_root_answers_http_on_its_port_and_stops_with_aelab(tmp_path):
     import socket
     import time
     import urllib.request
@@ -107,6 +107,16 @@ def test_lab_as_root_answers_http_on_its_port(tmp_path):
     finally:
         lab.terminate()
         lab.wait(timeout=30)
+    # the SIGTERM reached JupyterLab too: nothing answers on the port any more
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=2)
+        except OSError:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"JupyterLab still answers on port {port} after aelab lab ended")
 
 
 def test_run_seeds_reach_the_lessons_get_seeds_and_are_restored(tmp_path):
