@@ -123,6 +123,14 @@ def cmd_run(args, extra) -> int:
     return 0
 
 
+def cmd_lessons(args, extra) -> int:
+    written = runner.copy_lessons(args.dest, force=args.force)
+    print(f"aelab: {len(written)} lesson files in {args.dest}/ (from "
+          f"{runner.lessons_dir()}); open them with `aelab lab` there, or in "
+          "JupyterLab or Colab")
+    return 0
+
+
 def cmd_student(args, extra) -> int:
     written = runner.student_copies(args.src, args.dest)
     print(f"aelab: {len(written)} student files (solutions removed) in {args.dest}/")
@@ -188,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None,
                      help="stop a cell that runs longer than this many seconds")
     run.set_defaults(func=cmd_run)
+
+    lessons = sub.add_parser("lessons", help="copy the lessons (.py and .ipynb) "
+                             "out of the installed package into a folder")
+    lessons.add_argument("dest", help="the folder to copy them into")
+    lessons.add_argument("--force", action="store_true",
+                         help="overwrite lesson files already in that folder")
+    lessons.set_defaults(func=cmd_lessons)
 
     student = sub.add_parser("student", help="student copies: solution cells removed")
     student.add_argument("src", help="lessons/ or one lesson's .py")

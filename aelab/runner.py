@@ -28,11 +28,39 @@ class LessonError(Exception):
 
 
 def lessons_dir() -> Path:
-    path = Path(__file__).resolve().parent.parent / "lessons"
-    if not path.is_dir():
-        raise LessonError("lessons/ not found beside the package: clone the "
-                          "repository and `pip install -e .` in it")
-    return path
+    """lessons/ beside the package (a checkout), else where pip put the wheel's
+    copy: <prefix>/share/aelab/lessons (a venv's, the system's or the user's)."""
+    import site
+    import sysconfig
+
+    here = Path(__file__).resolve().parent.parent / "lessons"
+    candidates = [here] + [Path(base) / "share" / "aelab" / "lessons" for base in
+                           (sys.prefix, sysconfig.get_path("data"), site.USER_BASE)]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise LessonError("the lessons are not installed: pip install the aelab wheel "
+                      "(it carries them), or clone the repository and "
+                      "`pip install -e .` in it")
+
+
+def copy_lessons(dest: str | Path, *, force: bool = False) -> list[Path]:
+    """Copy every lesson (NN_name.py and its .ipynb) into dest, so that a
+    student with only the wheel has the course to open and edit. Refuses to
+    overwrite a file that is there already, unless force."""
+    import shutil
+
+    dest, src = Path(dest), lessons_dir()
+    files = sorted(p for p in src.glob("[0-9][0-9]_*") if p.suffix in (".py", ".ipynb"))
+    if dest.exists() and not dest.is_dir():
+        raise LessonError(f"{dest} is a file: pass a folder for the lessons")
+    there = [p.name for p in files if (dest / p.name).exists()]
+    if there and not force:
+        raise LessonError(f"{dest} already holds {', '.join(there[:3])}"
+                          f"{' ...' if len(there) > 3 else ''}: pass another folder, "
+                          "or --force to overwrite them")
+    dest.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(p, dest / p.name)) for p in files]
 
 
 def available() -> dict[str, Path]:
@@ -178,7 +206,8 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     missing = [m for m in ("ipykernel", "nbclient") if find_spec(m) is None]
     if missing:
         raise LessonError(f"aelab run needs {' and '.join(missing)} (the lab extra): "
-                          'pip install "aelab[lab]"  (in a clone: pip install -e ".[lab]")')
+                          'pip install "aelab[lab]"  (in a clone: pip install -e '
+                          '".[lab]")')
     out = Path(out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)

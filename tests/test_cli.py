@@ -35,7 +35,7 @@ def run(args, tmp_path, **env):
 def test_help_lists_every_command(tmp_path):
     result = run([aelab_command(), "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
-    for command in ("lab", "run", "student", "data", "bench"):
+    for command in ("lab", "run", "lessons", "student", "data", "bench"):
         listed = re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE)
         assert listed, result.stdout
 
@@ -247,3 +247,22 @@ def test_run_prints_a_line_per_long_cell_and_one_when_done(widget_run):
     assert lines[0].startswith("aelab run: widgets.py, profile fast, 3 code cells")
     assert re.match(r"^\s+\[ 3/3\]\s+1\.\d s  time\.sleep", lines[-2]), lines
     assert lines[-1].startswith("aelab run: done in"), lines
+
+
+def test_lessons_copies_every_lesson_and_will_not_overwrite_without_force(tmp_path):
+    from aelab import runner
+
+    want = sorted(p.name for p in runner.lessons_dir().glob("[0-9][0-9]_*")
+                  if p.suffix in (".py", ".ipynb"))
+    result = run([aelab_command(), "lessons", "course"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "course").iterdir()) == want
+    assert len(want) >= 2 * len(runner.available())
+    (tmp_path / "course" / want[0]).write_text("# a student's edits")
+    again = run([aelab_command(), "lessons", "course"], tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "--force" in again.stderr, again.stderr
+    assert (tmp_path / "course" / want[0]).read_text() == "# a student's edits"
+    forced = run([aelab_command(), "lessons", "course", "--force"], tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "course" / want[0]).read_text() != "# a student's edits"

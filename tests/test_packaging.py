@@ -98,15 +98,22 @@ def test_pyproject_names_a_source_repository():
                         PYPROJECT["urls"]["Source"])
 
 
-def run_install_cell(path: Path, monkeypatch, *, on_colab: bool) -> list[str]:
+def run_install_cell(path: Path, monkeypatch, *, on_colab: bool,
+                     exit_code: int = 0) -> list[str]:
     """Run a lesson's first code cell with IPython's shell replaced by a
-    recorder; return the shell commands it ran."""
+    recorder whose commands exit with exit_code (IPython and Colab keep it in
+    user_ns["_exit_code"]); return the shell commands it ran."""
     import subprocess
 
     import IPython
 
     ran = []
-    shell = types.SimpleNamespace(system=ran.append)
+
+    def system(command):
+        ran.append(command)
+        shell.user_ns["_exit_code"] = exit_code
+
+    shell = types.SimpleNamespace(system=system, user_ns={})
     monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
 
     def elsewhere(*args, **kwargs):  # never install anything from a test
@@ -132,6 +139,25 @@ def test_the_colab_cell_pip_installs_the_source_on_colab_only(path, monkeypatch)
     # (colabtools' _pip.is_pip_install_command); `%pip` runs `python -m pip`.
     assert re.match(r"^pip[23]?\s+install", command), command
     assert f'"aelab @ git+{PYPROJECT["urls"]["Source"]}"' in command, command
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_the_colab_cell_installs_from_aelab_source_when_it_is_set(path, monkeypatch):
+    wheel = "/content/aelab-0.1.0-py3-none-any.whl"
+    monkeypatch.setenv("AELAB_SOURCE", wheel)
+    (command,) = run_install_cell(path, monkeypatch, on_colab=True)
+    assert re.match(r"^pip[23]?\s+install", command), command
+    assert f'"{wheel}"' in command and "git+" not in command, command
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_a_failed_colab_install_stops_the_lesson_with_one_line(path, monkeypatch):
+    monkeypatch.delenv("AELAB_SOURCE", raising=False)
+    with pytest.raises(Exception) as stopped:
+        run_install_cell(path, monkeypatch, on_colab=True, exit_code=1)
+    shown = stopped.value._render_traceback_()  # what IPython prints instead
+    assert len(shown) == 1 and "\n" not in shown[0], shown
+    assert "could not install" in shown[0] and "AELAB_SOURCE" in shown[0], shown
 
 
 def test_every_install_url_and_badge_names_the_source_repository():
@@ -232,3 +258,67 @@ def test_the_readme_tour_caption_says_what_lesson_00_sets_and_nothing_measured()
     assert re.findall(r"([\d,]+)-parameter", text) == [f"{size:,}"], text
     # measured numbers (an MSE, a ratio, a time) are the lesson's to print
     assert not re.search(r"\d\.\d|\d+ ?%|minute|second|\d+ s\b", text), text
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip wheel .` builds from this checkout."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    (path,) = out.glob("aelab-*.whl")
+    return path
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_every_lesson_and_the_embedded_data(wheel):
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shared = {n.split("/data/", 1)[1] for n in names if ".data/data/share/aelab/" in n}
+    for lesson in LESSONS:
+        for path in (lesson, lesson.with_suffix(".ipynb")):
+            assert f"share/aelab/lessons/{path.name}" in shared, path.name
+    for npz in (ROOT / "data").glob("*.npz"):
+        assert f"share/aelab/data/{npz.name}" in shared, npz.name
+
+
+@pytest.mark.slow
+def test_the_wheel_installed_without_the_checkout_copies_and_runs_the_lessons(
+        wheel, tmp_path):
+    """A fresh venv (it sees this machine's torch and Jupyter, nothing else of
+    the checkout): `aelab lessons` and `aelab run tour --profile fast` work."""
+    import os
+    import subprocess
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(AELAB_OFFLINE="1", AELAB_CACHE=str(tmp_path / "cache"))
+
+    def run(*args):
+        result = subprocess.run([str(a) for a in args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=900,
+                                check=False)
+        assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+        return result.stdout
+
+    # --force-reinstall: the machine's own aelab (an editable install) is the
+    # same version; pip leaves that one alone, outside the venv
+    run(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps",
+        "--force-reinstall", wheel)
+    where = run(venv / "bin" / "python", "-c",
+                "import aelab, aelab.data as d, aelab.runner as r; print(aelab.__file__);"
+                " print(d.embedded_dir()); print(r.lessons_dir())")
+    assert all(Path(line).is_relative_to(venv) for line in where.split()), where
+    run(venv / "bin" / "aelab", "lessons", tmp_path / "course")
+    copied = sorted(p.name for p in (tmp_path / "course").iterdir())
+    assert copied == sorted(p.name for path in LESSONS
+                            for p in (path, path.with_suffix(".ipynb")))
+    run(venv / "bin" / "aelab", "run", "tour", "--profile", "fast",
+        "--out", tmp_path / "out")
+    assert (tmp_path / "out" / "00_tour.ipynb").exists()
