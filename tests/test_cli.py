@@ -1,4 +1,6 @@
-"""The `aelab` command, run as a user runs it: in a subprocess, from the shell."""
+"""The `aelab` command, run as a user runs it: in a subprocess, from the shell
+(and in this process, through cli.main, where only the exit code and the
+printed lines matter)."""
 import importlib.util
 import os
 import re
@@ -80,6 +82,7 @@ def test_lab_adds_allow_root_only_for_root():
     assert "--ServerApp.root_dir=" in " ".join(lab_command([], root=False))
 
 
+@pytest.mark.slow  # starts a JupyterLab server
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="checks the root path: run the tests as root (as CI does)")
 def test_lab_as_root_answers_http_on_its_port_and_stops_with_aelab(tmp_path):
@@ -139,22 +142,24 @@ def test_run_seeds_reach_the_lessons_get_seeds_and_are_restored(tmp_path):
     assert (tmp_path / "own" / "seeds.json").read_text() == "[0, 1]"
 
 
-def test_version_prints_the_package_version(tmp_path):
+def test_version_prints_the_package_version(capsys):
     import aelab
+    from aelab import cli
 
-    result = run([aelab_command(), "--version"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"aelab {aelab.__version__}"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"aelab {aelab.__version__}"
 
 
-def test_run_without_a_lesson_exits_2_with_one_line_naming_the_lessons(tmp_path):
-    from aelab import runner
+def test_run_without_a_lesson_exits_2_with_one_line_naming_the_lessons(capsys):
+    from aelab import cli, runner
 
-    result = run([aelab_command(), "run"], tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert all(name in result.stderr for name in runner.available()), result.stderr
-    assert "--list" in result.stderr
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert all(name in err for name in runner.available()), err
+    assert "--list" in err
 
 
 def walk(parser, prefix="aelab"):
@@ -249,20 +254,22 @@ def test_run_prints_a_line_per_long_cell_and_one_when_done(widget_run):
     assert lines[-1].startswith("aelab run: done in"), lines
 
 
-def test_lessons_copies_every_lesson_and_will_not_overwrite_without_force(tmp_path):
-    from aelab import runner
+def test_lessons_copies_every_lesson_and_will_not_overwrite_without_force(
+        tmp_path, capsys):
+    from aelab import cli, runner
 
     want = sorted(p.name for p in runner.lessons_dir().glob("[0-9][0-9]_*")
                   if p.suffix in (".py", ".ipynb"))
-    result = run([aelab_command(), "lessons", "course"], tmp_path)
+    result = run([aelab_command(), "lessons", "course"], tmp_path)  # as a user does
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "course").iterdir()) == want
+    course = tmp_path / "course"
+    assert sorted(p.name for p in course.iterdir()) == want
     assert len(want) >= 2 * len(runner.available())
-    (tmp_path / "course" / want[0]).write_text("# a student's edits")
-    again = run([aelab_command(), "lessons", "course"], tmp_path)
-    assert again.returncode == 1
-    assert again.stderr.count("\n") == 1 and "--force" in again.stderr, again.stderr
-    assert (tmp_path / "course" / want[0]).read_text() == "# a student's edits"
-    forced = run([aelab_command(), "lessons", "course", "--force"], tmp_path)
-    assert forced.returncode == 0, forced.stderr
-    assert (tmp_path / "course" / want[0]).read_text() != "# a student's edits"
+    (course / want[0]).write_text("# a student's edits")
+    capsys.readouterr()
+    assert cli.main(["lessons", str(course)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err, err
+    assert (course / want[0]).read_text() == "# a student's edits"
+    assert cli.main(["lessons", str(course), "--force"]) == 0
+    assert (course / want[0]).read_text() != "# a student's edits"

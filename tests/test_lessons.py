@@ -3,10 +3,7 @@ paired .ipynb (for Colab and Binder) hold the same cells, and every lesson keeps
 the house habits; and every lesson runs headless in the fast profile, once (here
 or in its tests/test_lesson_*.py). nbval runs the notebooks themselves under
 `pytest -m slow` (see conftest.py)."""
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jupytext
@@ -99,12 +96,31 @@ def test_seed_and_profile_come_before_any_training(script):
 
 
 def run_by_their_own_tests() -> dict[str, str]:
-    """{lesson name: test file} of the lessons a tests/test_lesson_*.py runs with
-    `aelab run NAME` (and checks what it wrote)."""
-    found = {}
-    for path in sorted((ROOT / "tests").glob("test_lesson_*.py")):
-        for name in re.findall(r'aelab\(\s*"run",\s*"(\w+)"', path.read_text()):
-            found.setdefault(name, path.name)
+    """{lesson name: test file} of the lessons that a test of the README's
+    `pytest` (not marked slow) in another tests/test_*.py runs with `aelab run
+    NAME`: a call with the arguments "run", NAME (`aelab("run", "erhan", ...)`,
+    `[..., "aelab.cli", "run", "tour", ...]`)."""
+    import ast
+
+    def slow(node) -> bool:
+        return any("slow" in ast.unparse(d) for d in node.decorator_list)
+
+    found, lessons = {}, set(names(SCRIPTS))
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        if path.name == Path(__file__).name or "mark.slow" in "".join(
+                ast.unparse(n) for n in tree.body if isinstance(n, ast.Assign)):
+            continue
+        for test in tree.body:
+            if not isinstance(test, ast.FunctionDef) or slow(test):
+                continue
+            for node in ast.walk(test):
+                if isinstance(node, (ast.Call, ast.List)):
+                    args = [a.value if isinstance(a, ast.Constant) else None
+                            for a in getattr(node, "args", getattr(node, "elts", []))]
+                    for first, second in zip(args, args[1:]):
+                        if first == "run" and second in lessons:
+                            found.setdefault(second, path.name)
     return found
 
 
@@ -113,8 +129,8 @@ def names(scripts) -> list[str]:
 
 
 def test_the_lessons_own_tests_are_found_running_them():
-    """The search above must see `aelab("run", "erhan", ...)` in its file, or
-    the smoke below would run every lesson a second time."""
+    """The search above must see `aelab("run", "pretraining", ...)` in its file,
+    or the smoke below would run every lesson a second time."""
     found = run_by_their_own_tests()
     assert found.get("pretraining") == "test_lesson_run.py", found
     assert set(found) <= set(names(SCRIPTS)), found
@@ -124,17 +140,16 @@ def test_the_lessons_own_tests_are_found_running_them():
                                   if n not in run_by_their_own_tests()])
 def test_a_lesson_without_its_own_run_test_runs_headless_in_the_fast_profile(
         name, tmp_path):
-    """Every lesson runs top to bottom in the README's `pytest`: here, unless a
-    tests/test_lesson_*.py runs it already (nbval reruns them all under
-    `pytest -m slow`)."""
-    env = {**os.environ, "AELAB_OFFLINE": "1", "AELAB_CACHE": str(tmp_path / "cache")}
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "aelab.cli", "run", name,
-                             "--profile", "fast", "--out", str(out)], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=600,
-                            check=False)
-    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
-    nb = nbformat.read(next(out.glob("*.ipynb")), as_version=4)
+    """Every lesson runs top to bottom in the README's `pytest`: here, unless
+    another test runs it already (nbval reruns them all under `pytest -m slow`).
+    In this process, as `aelab run NAME --profile fast` does (its kernel is a
+    fresh process; the conftest's empty cache is the kernel's)."""
+    from aelab import runner
+
+    lines = []
+    written = runner.run(name, profile="fast", out=tmp_path / "out", log=lines.append)
+    assert lines[-1].startswith("aelab run: done in"), lines
+    nb = nbformat.read(written["notebook"], as_version=4)
     ran = [c for c in nb.cells if c.cell_type == "code"]
     assert ran and all(c.execution_count for c in ran), "a code cell did not run"
-    assert list((out / "figures").glob("*.png")), "the lesson drew no figure"
+    assert written["figures"], "the lesson drew no figure"
