@@ -1,10 +1,11 @@
-"""The `aelab` command: lab, run, student, data, bench."""
+"""The `aelab` command: lab, run, lessons, student, data, bench."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,15 +87,30 @@ def cmd_lab(args, extra) -> int:
                                   else ""), flush=True)
     with tempfile.TemporaryDirectory(prefix="aelab-lab-") as tmp:
         settings = lab_settings_dir(Path(tmp))
-        return subprocess.call(lab_command(extra, root=root, settings_dir=settings))
+        lab = subprocess.Popen(lab_command(extra, root=root, settings_dir=settings))
+        # A SIGTERM for `aelab lab` (a service manager, a test) stops JupyterLab
+        # too, instead of leaving it running with its settings folder deleted.
+        previous = signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
+        try:
+            return lab.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached JupyterLab too: let it stop
+            lab.terminate()
+            lab.wait()
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_run(args, extra) -> int:
-    if args.list or not args.lesson:
+    if args.list:
         print("Lessons (aelab run NAME):")
         for name, path in runner.available().items():
             print(f"  {name:<14} lessons/{path.name}")
-        return 0 if args.list else 2
+        return 0
+    if not args.lesson:  # a usage error: one line, exit 2 as argparse's are
+        print(f"aelab run: name a lesson: {', '.join(runner.available())} "
+              "(aelab run --list), or a path to a lesson's .py", file=sys.stderr)
+        return 2
     try:
         runner.run(args.lesson, profile=args.profile, out=args.out,
                    timeout=args.timeout, seeds=args.seeds)
@@ -104,6 +120,14 @@ def cmd_run(args, extra) -> int:
     if args.verify and not runner.print_claims(args.out):
         print("aelab run: this lesson saved no claims table", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_lessons(args, extra) -> int:
+    written = runner.copy_lessons(args.dest, force=args.force)
+    print(f"aelab: {len(written)} lesson files in {args.dest}/ (from "
+          f"{runner.lessons_dir()}); open them with `aelab lab` there, or in "
+          "JupyterLab or Colab")
     return 0
 
 
@@ -143,18 +167,25 @@ def cmd_bench(args, extra) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aelab", description="Lessons on autoencoders and unsupervised pretraining.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from aelab import __version__
+
+    parser.add_argument("--version", action="version", version=f"aelab {__version__}",
+                        help="print aelab's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="aelab COMMAND --help: its options")
     profiles = validate.PROFILES  # default None: AELAB_PROFILE, checked in main
+    profile_help = ("fast (seconds), classroom (minutes on a laptop) or paper "
+                    "(a GPU); default: AELAB_PROFILE, else classroom")
 
     lab = sub.add_parser("lab", help="open JupyterLab on the lessons (extra args go to it)")
-    lab.add_argument("--profile", choices=profiles, default=None)
+    lab.add_argument("--profile", choices=profiles, default=None, help=profile_help)
     lab.set_defaults(func=cmd_lab)
 
     run = sub.add_parser("run", help="run a lesson's text headless (its experiment)")
     run.add_argument("lesson", nargs="?",
                      help="a lesson's name (see --list) or a path to its .py")
     run.add_argument("--list", action="store_true", help="list the lessons")
-    run.add_argument("--profile", choices=profiles, default=None)
+    run.add_argument("--profile", choices=profiles, default=None, help=profile_help)
     run.add_argument("--verify", action="store_true",
                      help="print each claim of the paper with REPRODUCED / NOT REPRODUCED")
     run.add_argument("--out", default="out",
@@ -166,13 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop a cell that runs longer than this many seconds")
     run.set_defaults(func=cmd_run)
 
+    lessons = sub.add_parser("lessons", help="copy the lessons (.py and .ipynb) "
+                             "out of the installed package into a folder")
+    lessons.add_argument("dest", help="the folder to copy them into")
+    lessons.add_argument("--force", action="store_true",
+                         help="overwrite lesson files already in that folder")
+    lessons.set_defaults(func=cmd_lessons)
+
     student = sub.add_parser("student", help="student copies: solution cells removed")
     student.add_argument("src", help="lessons/ or one lesson's .py")
     student.add_argument("dest", help="folder for the student .py and .ipynb")
     student.set_defaults(func=cmd_student)
 
     data = sub.add_parser("data", help="which datasets are available offline, from where")
-    data.add_argument("action", nargs="?", choices=("list", "build-embedded"), default="list")
+    data.add_argument("action", nargs="?", choices=("list", "build-embedded"),
+                      default="list", help="list (the default): what loads offline; "
+                      "build-embedded: rebuild data/*.npz byte for byte")
     data.add_argument("--out", default=None, help="with build-embedded: output folder")
     data.set_defaults(func=cmd_data)
 
@@ -191,9 +231,12 @@ def main(argv=None) -> int:
         if getattr(args, "profile", "") is None:  # AELAB_PROFILE, else classroom
             args.profile = validate.profile()
         return args.func(args, extra) or 0
-    except (ValueError, OSError, runner.LessonError) as err:  # one line
+    except ValueError as err:  # a bad argument or setting: a usage error
         print(f"aelab: {err}", file=sys.stderr)
         return 2
+    except (OSError, runner.LessonError) as err:  # it failed: one line
+        print(f"aelab: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

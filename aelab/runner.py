@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 
 LESSON_FILE = re.compile(r"^(\d\d)_(\w+)\.py$")
@@ -26,11 +28,39 @@ class LessonError(Exception):
 
 
 def lessons_dir() -> Path:
-    path = Path(__file__).resolve().parent.parent / "lessons"
-    if not path.is_dir():
-        raise LessonError("lessons/ not found beside the package: clone the "
-                          "repository and `pip install -e .` in it")
-    return path
+    """lessons/ beside the package (a checkout), else where pip put the wheel's
+    copy: <prefix>/share/aelab/lessons (a venv's, the system's or the user's)."""
+    import site
+    import sysconfig
+
+    here = Path(__file__).resolve().parent.parent / "lessons"
+    candidates = [here] + [Path(base) / "share" / "aelab" / "lessons" for base in
+                           (sys.prefix, sysconfig.get_path("data"), site.USER_BASE)]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise LessonError("the lessons are not installed: pip install the aelab wheel "
+                      "(it carries them), or clone the repository and "
+                      "`pip install -e .` in it")
+
+
+def copy_lessons(dest: str | Path, *, force: bool = False) -> list[Path]:
+    """Copy every lesson (NN_name.py and its .ipynb) into dest, so that a
+    student with only the wheel has the course to open and edit. Refuses to
+    overwrite a file that is there already, unless force."""
+    import shutil
+
+    dest, src = Path(dest), lessons_dir()
+    files = sorted(p for p in src.glob("[0-9][0-9]_*") if p.suffix in (".py", ".ipynb"))
+    if dest.exists() and not dest.is_dir():
+        raise LessonError(f"{dest} is a file: pass a folder for the lessons")
+    there = [p.name for p in files if (dest / p.name).exists()]
+    if there and not force:
+        raise LessonError(f"{dest} already holds {', '.join(there[:3])}"
+                          f"{' ...' if len(there) > 3 else ''}: pass another folder, "
+                          "or --force to overwrite them")
+    dest.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(p, dest / p.name)) for p in files]
 
 
 def available() -> dict[str, Path]:
@@ -97,70 +127,56 @@ def _forward(stream, logfile: Path) -> threading.Thread:
     return thread
 
 
-class _Kernel:
-    """A fresh ipykernel, driven with jupyter_client's blocking client: its
-    polls time out and look again, so a missed wake-up cannot hang a run (an
-    asyncio-driven client hung here now and then with both sides idle)."""
+def _this_interpreter():
+    """A kernel-spec manager whose every kernel is ipykernel in the running
+    interpreter (sys.executable): `aelab run` then executes the lesson with
+    the aelab it was started from, not whatever a registered `python3`
+    kernelspec points at (another venv, another Python)."""
+    from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-    def __init__(self, *, cwd: Path, stderr_log: Path):
-        from jupyter_client.manager import KernelManager
+    class ThisInterpreter(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
 
-        self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=str(cwd), stderr=subprocess.PIPE)
-        _forward(self.km.provisioner.process.stderr, stderr_log)
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=120)
+    return ThisInterpreter()
 
-    def execute(self, cell, timeout: float | None = None) -> str | None:
-        """Run one code cell, store its outputs in it; the error line or None."""
-        from queue import Empty
 
-        import nbformat
+@contextmanager
+def _kernel(nb, *, cwd: Path, stderr_log: Path, timeout: float | None = None):
+    """A fresh ipykernel in this interpreter, driven by nbclient one cell at a
+    time (so that each cell gets its progress line); yields `execute(index)`,
+    which runs that cell of `nb`, keeps its outputs in it, and returns the
+    error in one line, or None. nbclient also keeps what a hand-written driver
+    drops: the widgets' state, saved in the notebook's metadata as
+    JupyterLab's "Save Widget State" does."""
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import (CellExecutionError, CellTimeoutError,
+                                     DeadKernelError)
 
-        msg_id = self.kc.execute(cell.source, store_history=True, allow_stdin=False)
-        outputs, error, clear_next = [], None, False
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                self.km.interrupt_kernel()
-                return f"the cell ran longer than {timeout:g} s (--timeout)"
-            try:
-                msg = self.kc.get_iopub_msg(timeout=1)
-            except Empty:
-                if not self.km.is_alive():
-                    return "the kernel died (out of memory?); see kernel-stderr.log"
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content["execution_state"] == "idle":
-                break
-            if kind == "clear_output":
-                if content.get("wait"):
-                    clear_next = True
-                else:
-                    outputs.clear()
-            elif kind in ("stream", "display_data", "execute_result", "error"):
-                if clear_next:
-                    outputs, clear_next = [], False
-                outputs.append(nbformat.v4.output_from_msg(msg))
-                if kind == "error":
-                    error = f"{content['ename']}: {content['evalue']}".splitlines()[0]
-        cell.outputs = outputs
-        while True:  # the reply carries the execution count
-            try:
-                reply = self.kc.get_shell_msg(timeout=5)
-            except Empty:
-                break
-            if reply["parent_header"].get("msg_id") == msg_id:
-                cell.execution_count = reply["content"].get("execution_count")
-                break
-        return error
+    km = AsyncKernelManager(kernel_spec_manager=_this_interpreter())
+    client = NotebookClient(nb, km=km, timeout=timeout, store_widget_state=True,
+                            shutdown_kernel="immediate")
 
-    def shutdown(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+    def execute(index: int) -> str | None:
+        try:
+            client.execute_cell(nb.cells[index], index)
+        except CellTimeoutError:
+            return f"the cell ran longer than {timeout:g} s (--timeout)"
+        except DeadKernelError:
+            return "the kernel died (out of memory?); see kernel-stderr.log"
+        except CellExecutionError as err:
+            return f"{err.ename}: {err.evalue}".splitlines()[0]
+        return None
+
+    # cleanup_kc: the kernel manager is ours, so nbclient stops the kernel too
+    with client.setup_kernel(cwd=str(cwd), stderr=subprocess.PIPE, cleanup_kc=True):
+        _forward(km.provisioner.process.stderr, stderr_log)
+        try:
+            yield execute
+        finally:
+            client.set_widgets_metadata()
 
 
 def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
@@ -187,6 +203,11 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
         except ValueError as err:
             raise ValueError(f"--seeds: {err}") from None
     path = find(lesson)
+    missing = [m for m in ("ipykernel", "nbclient") if find_spec(m) is None]
+    if missing:
+        raise LessonError(f"aelab run needs {' and '.join(missing)} (the lab extra): "
+                          'pip install "aelab[lab]"  (in a clone: pip install -e '
+                          '".[lab]")')
     out = Path(out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -208,21 +229,22 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     chosen = f", seeds {os.environ['AELAB_SEEDS']}" if os.environ.get("AELAB_SEEDS") else ""
     log(f"aelab run: {path.name}, profile {profile}{chosen}, {len(code)} code cells "
         f"-> {out}")
-    kernel = _Kernel(cwd=path.parent, stderr_log=out / "kernel-stderr.log")
     failure = None
     try:
-        for k, i in enumerate(code, 1):
-            t0 = time.perf_counter()
-            error = kernel.execute(nb.cells[i], timeout)
-            if error:
-                failure = (f"{path.name} stopped in code cell {k} of {len(code)} "
-                           f"('{_title(nb.cells[i])}'): {error}")
-                break
-            seconds = time.perf_counter() - t0
-            if seconds >= 1 or k == len(code):
-                log(f"  [{k:>2}/{len(code)}] {seconds:6.1f} s  {_title(nb.cells[i])}")
+        with _kernel(nb, cwd=path.parent, stderr_log=out / "kernel-stderr.log",
+                     timeout=timeout) as execute:
+            for k, i in enumerate(code, 1):
+                t0 = time.perf_counter()
+                error = execute(i)
+                if error:
+                    failure = (f"{path.name} stopped in code cell {k} of {len(code)} "
+                               f"('{_title(nb.cells[i])}'): {error}")
+                    break
+                seconds = time.perf_counter() - t0
+                if seconds >= 1 or k == len(code):
+                    log(f"  [{k:>2}/{len(code)}] {seconds:6.1f} s  "
+                        f"{_title(nb.cells[i])}")
     finally:
-        kernel.shutdown()
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -56,10 +56,22 @@
 import sys
 
 if "google.colab" in sys.modules:  # Colab starts without aelab
+    import os
+
     from IPython import get_ipython
 
-    AELAB = "aelab @ git+https://github.com/aelab-course/aelab"
+    class InstallFailed(Exception):
+        def _render_traceback_(self):  # one line, not a traceback
+            return [f"InstallFailed: {self}"]
+
+    # AELAB_SOURCE: an uploaded wheel or zip, or a git URL (the README says how)
+    AELAB = os.environ.get("AELAB_SOURCE",
+                           "aelab @ git+https://github.com/aelab-course/aelab")
     get_ipython().system(f'pip install -q "{AELAB}"')
+    if get_ipython().user_ns.get("_exit_code"):  # `!pip` does not raise
+        raise InstallFailed(f"pip could not install {AELAB}: upload the aelab wheel "
+                            "(Files pane), run `%env AELAB_SOURCE=/content/<its name>`"
+                            ", then this cell again")
 
 # %% [markdown]
 # Seed everything first, so two runs give the same numbers.

@@ -21,6 +21,7 @@ def _rows(text):
     return header, rows
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_a_table_with_positive_finite_ratios(tmp_path):
     out = tmp_path / "r.md"
     text = main(quick=True, out=out, device="cpu")

@@ -68,6 +68,7 @@ def log_lines(folder: Path) -> list:
     return log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.slow
 def test_sigkill_during_cache_writes_leaves_no_corrupt_entry(ctx, tmp_path):
     reference = run_writer(ctx, tmp_path / "reference")
     killed = tmp_path / "killed"
@@ -94,6 +95,7 @@ def test_sigkill_during_cache_writes_leaves_no_corrupt_entry(ctx, tmp_path):
           f"no corrupt entry")
 
 
+@pytest.mark.slow
 def test_two_processes_fill_one_cache_folder_at_once(ctx, tmp_path):
     reference = run_writer(ctx, tmp_path / "reference")
     shared = tmp_path / "shared"

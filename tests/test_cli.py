@@ -1,4 +1,6 @@
-"""The `aelab` command, run as a user runs it: in a subprocess, from the shell."""
+"""The `aelab` command, run as a user runs it: in a subprocess, from the shell
+(and in this process, through cli.main, where only the exit code and the
+printed lines matter)."""
 import importlib.util
 import os
 import re
@@ -35,7 +37,7 @@ def run(args, tmp_path, **env):
 def test_help_lists_every_command(tmp_path):
     result = run([aelab_command(), "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
-    for command in ("lab", "run", "student", "data", "bench"):
+    for command in ("lab", "run", "lessons", "student", "data", "bench"):
         listed = re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE)
         assert listed, result.stdout
 
@@ -80,9 +82,10 @@ def test_lab_adds_allow_root_only_for_root():
     assert "--ServerApp.root_dir=" in " ".join(lab_command([], root=False))
 
 
+@pytest.mark.slow  # starts a JupyterLab server
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="checks the root path: run the tests as root (as CI does)")
-def test_lab_as_root_answers_http_on_its_port(tmp_path):
+def test_lab_as_root_answers_http_on_its_port_and_stops_with_aelab(tmp_path):
     import socket
     import time
     import urllib.request
@@ -107,6 +110,16 @@ def test_lab_as_root_answers_http_on_its_port(tmp_path):
     finally:
         lab.terminate()
         lab.wait(timeout=30)
+    # the SIGTERM reached JupyterLab too: nothing answers on the port any more
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=2)
+        except OSError:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"JupyterLab still answers on port {port} after aelab lab ended")
 
 
 def test_run_seeds_reach_the_lessons_get_seeds_and_are_restored(tmp_path):
@@ -127,3 +140,136 @@ def test_run_seeds_reach_the_lessons_get_seeds_and_are_restored(tmp_path):
     assert "AELAB_SEEDS" not in os.environ
     runner.run(str(lesson), profile="fast", out=tmp_path / "own", log=lambda line: None)
     assert (tmp_path / "own" / "seeds.json").read_text() == "[0, 1]"
+
+
+def test_version_prints_the_package_version(capsys):
+    import aelab
+    from aelab import cli
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"aelab {aelab.__version__}"
+
+
+def test_run_without_a_lesson_exits_2_with_one_line_naming_the_lessons(capsys):
+    from aelab import cli, runner
+
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert all(name in err for name in runner.available()), err
+    assert "--list" in err
+
+
+def walk(parser, prefix="aelab"):
+    """(command, action) for every argument of the parser and its subcommands."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from walk(sub, f"{prefix} {name}")
+        yield prefix, action
+
+
+def test_every_option_argument_and_command_has_help_text():
+    import argparse
+
+    from aelab.cli import build_parser
+
+    found = list(walk(build_parser()))
+    assert len(found) > 15  # the walk reaches the subcommands' options
+    bare = [f"{cmd}: {'/'.join(a.option_strings) or a.dest}" for cmd, a in found
+            if not (a.help or "").strip() or a.help == argparse.SUPPRESS]
+    assert not bare, f"these have no help text: {bare}"
+    subcommands = next(a for _, a in found if isinstance(a, argparse._SubParsersAction))
+    bare = [c.dest for c in subcommands._choices_actions if not (c.help or "").strip()]
+    assert not bare, f"these commands have no help text in `aelab --help`: {bare}"
+
+
+WIDGET_LESSON = """# %%
+import json, os, sys, time
+open(os.environ["AELAB_OUT"] + "/python.json", "w").write(json.dumps(sys.executable))
+# %%
+import ipywidgets
+slider = ipywidgets.IntSlider(value=7, description="epochs")
+slider
+# %%
+time.sleep(1.1)  # a cell of a second or more gets its own progress line
+"""
+
+
+@pytest.fixture(scope="module")
+def widget_run(tmp_path_factory):
+    """A three-cell lesson run with `aelab run`, where the registered `python3`
+    kernelspec (first on JUPYTER_PATH) is an interpreter that cannot start:
+    (what it wrote, its log lines)."""
+    import json
+
+    from aelab import runner
+
+    tmp = tmp_path_factory.mktemp("widget-run")
+    spec = tmp / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(tmp / "not-this-python"), "-m", "ipykernel_launcher",
+                 "-f", "{connection_file}"],
+        "display_name": "another Python", "language": "python"}))
+    lesson = tmp / "widgets.py"
+    lesson.write_text(WIDGET_LESSON)
+    lines = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(tmp / "jupyter"))
+        runner.run(str(lesson), profile="fast", out=tmp / "out", log=lines.append)
+    return tmp / "out", lines
+
+
+def test_run_starts_the_kernel_from_this_interpreter_not_the_registered_one(
+        widget_run):
+    import json
+
+    out, _ = widget_run
+    assert json.loads((out / "python.json").read_text()) == sys.executable
+
+
+def test_run_keeps_the_widget_state_in_the_executed_notebook(widget_run):
+    import nbformat
+
+    out, _ = widget_run
+    nb = nbformat.read(out / "widgets.ipynb", as_version=4)
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+    sliders = [m["state"] for m in state["state"].values()
+               if m["model_name"] == "IntSliderModel"]
+    assert [s["value"] for s in sliders] == [7]
+    view = [o for o in nb.cells[1].outputs
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert view, "the slider's output (its view) is missing from the notebook"
+
+
+def test_run_prints_a_line_per_long_cell_and_one_when_done(widget_run):
+    _, lines = widget_run
+    assert lines[0].startswith("aelab run: widgets.py, profile fast, 3 code cells")
+    assert re.match(r"^\s+\[ 3/3\]\s+1\.\d s  time\.sleep", lines[-2]), lines
+    assert lines[-1].startswith("aelab run: done in"), lines
+
+
+def test_lessons_copies_every_lesson_and_will_not_overwrite_without_force(
+        tmp_path, capsys):
+    from aelab import cli, runner
+
+    want = sorted(p.name for p in runner.lessons_dir().glob("[0-9][0-9]_*")
+                  if p.suffix in (".py", ".ipynb"))
+    result = run([aelab_command(), "lessons", "course"], tmp_path)  # as a user does
+    assert result.returncode == 0, result.stderr
+    course = tmp_path / "course"
+    assert sorted(p.name for p in course.iterdir()) == want
+    assert len(want) >= 2 * len(runner.available())
+    (course / want[0]).write_text("# a student's edits")
+    capsys.readouterr()
+    assert cli.main(["lessons", str(course)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err, err
+    assert (course / want[0]).read_text() == "# a student's edits"
+    assert cli.main(["lessons", str(course), "--force"]) == 0
+    assert (course / want[0]).read_text() != "# a student's edits"

@@ -36,6 +36,7 @@ def fast_run(name: str, folder: Path) -> dict:
             if p.is_file() and p.suffix != ".ipynb" and p.name not in NOT_COMPARED}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(runner.available()))
 def test_two_fast_runs_of_a_lesson_write_identical_tables_and_figures(name, tmp_path):
     if name not in QUICK and os.environ.get("AELAB_TEST_LESSONS") == "quick":
