@@ -105,17 +105,20 @@ PROFILE = aelab.get_profile()
 SETTINGS = {
     "fast": dict(datasets=("mnist", "fashion_mnist"), configs=5, seeds=(0, 1),
                  pool_size=500, num_test=200, labels=200, dec_pool_size=200,
-                 ae_epochs=3, ae_lr=2e-3, probe_epochs=4, probe_lr=1e-3,
-                 ft_epochs=2, ft_lr=1e-3, dec_epochs=1),
+                 ae_epochs=3, ae_batch_size=64, ae_lr=3e-3, probe_epochs=4,
+                 probe_lr=1e-3, ft_epochs=2, ft_lr=1e-3, dec_epochs=1),
+    # 12 configurations x 5 seeds x 2 datasets = 120 autoencoders on 2 CPU
+    # cores: a small pool, trained with small batches until most reach a plateau
     "classroom": dict(datasets=("mnist", "fashion_mnist"), configs=12,
-                      seeds=(0, 1, 2, 3, 4), pool_size=2000, num_test=500,
-                      labels=1000, dec_pool_size=1000, ae_epochs=25, ae_lr=2e-3,
-                      probe_epochs=20, probe_lr=1e-3, ft_epochs=8, ft_lr=1e-3,
-                      dec_epochs=5),
+                      seeds=(0, 1, 2, 3, 4), pool_size=1000, num_test=300,
+                      labels=500, dec_pool_size=500, ae_epochs=15, ae_batch_size=64,
+                      ae_lr=3e-3, probe_epochs=15, probe_lr=1e-3, ft_epochs=4,
+                      ft_lr=1e-3, dec_epochs=3),
     "paper": dict(datasets=("mnist", "fashion_mnist", "cifar10", "svhn"), configs=12,
                   seeds=tuple(range(10)), pool_size=None, num_test=2000, labels=5000,
-                  dec_pool_size=10000, ae_epochs=30, ae_lr=2e-3, probe_epochs=30,
-                  probe_lr=1e-3, ft_epochs=20, ft_lr=1e-3, dec_epochs=15),
+                  dec_pool_size=10000, ae_epochs=30, ae_batch_size=128, ae_lr=2e-3,
+                  probe_epochs=30, probe_lr=1e-3, ft_epochs=20, ft_lr=1e-3,
+                  dec_epochs=15),
 }[PROFILE]
 SEEDS = aelab.profile.get_seeds(SETTINGS["seeds"])  # AELAB_SEEDS / --seeds win
 print(PROFILE, SETTINGS, "seeds", SEEDS)
@@ -232,8 +235,9 @@ for ds, d in DATA.items():
             models.append(ConvAutoencoder(in_channels=d["pool"].shape[1], **cfg))
         histories = aelab.fit_many(
             models, [(d["pool"],)] * len(SEEDS), reconstruction_loss,
-            num_epochs=SETTINGS["ae_epochs"], lr=SETTINGS["ae_lr"], batch_size=128,
-            seeds=list(SEEDS), desc=f"(a) {ds} {name}: {len(SEEDS)} seeds", cache=True)
+            num_epochs=SETTINGS["ae_epochs"], lr=SETTINGS["ae_lr"],
+            batch_size=SETTINGS["ae_batch_size"], seeds=list(SEEDS),
+            desc=f"(a) {ds} {name}: {len(SEEDS)} seeds", cache=True)
         for seed, model, history in zip(SEEDS, models, histories, strict=True):
             AE[ds, name, seed] = (model, history)
 
@@ -655,7 +659,8 @@ for ds, d in DATA.items():
             tags.append((seed, head))
         aelab.fit_many(aes, [(d["dec_pool"],)] * len(aes), reconstruction_loss,
                        num_epochs=SETTINGS["dec_epochs"], lr=SETTINGS["ae_lr"],
-                       batch_size=128, seeds=[seed for seed, _ in tags],
+                       batch_size=SETTINGS["ae_batch_size"],
+                       seeds=[seed for seed, _ in tags],
                        desc=f"(d0), (d) {ds} {name}", cache=True, quiet=True)
         accuracy = {run: metrics.accuracy(aelab.predict(net, d["X_test"]), d["y_test"])
                     for run, net in zip(runs, nets, strict=True)}
@@ -972,8 +977,8 @@ for label, widths in (("mirrored decoder", None), ("weak decoder (1, 1)", (1, 1)
     ae = ConvAutoencoder(**CONFIGS["C01"], decoder_widths=widths)
     ae.encoder = copy.deepcopy(encoder)
     aelab.fit(ae, (DATA[ds]["pool"],), reconstruction_loss,
-              num_epochs=SETTINGS["ae_epochs"], lr=SETTINGS["ae_lr"], batch_size=128,
-              seed=seed, desc=label, cache=True)
+              num_epochs=SETTINGS["ae_epochs"], lr=SETTINGS["ae_lr"],
+              batch_size=SETTINGS["ae_batch_size"], seed=seed, desc=label, cache=True)
     TWO[label] = dict(model=ae, errors=errors(ae, ds))
 accuracy = {k: BEFORE[ds, "C01", seed][k] for k in HEADS}  # the same encoder
 for label, t in TWO.items():
