@@ -677,7 +677,8 @@ for ds, d in DATA.items():
 # seed) gets one gate: its autoencoder's (section 3), and every classifier
 # built on it, (b), (c0) and (c) with both heads, must beat chance by 5
 # points. A claim that rests on a model that failed reads INCONCLUSIVE, naming
-# it.
+# it. The converged population is narrowed the same way: a configuration
+# stays in it when every one of its models passed, for every seed.
 
 # %%
 CHANCE = {ds: metrics.chance_accuracy(d["y_test"]) for ds, d in DATA.items()}
@@ -697,6 +698,13 @@ def full_gate(ds, name, seed):
 
 gates = Gates(full_gate(ds, name, seed) for ds, name, seed in AE)
 print(gates.summary())
+# the population the claims rest on: every model of the configuration passed
+CONVERGED = {ds: [n for n in CONFIGS
+                  if all(g.ok for g in gates if g.arm == f"{ds} {n}")] for ds in DATA}
+POPULATIONS = {"converged": CONVERGED, "all": {ds: list(CONFIGS) for ds in DATA}}
+for ds, names in CONVERGED.items():
+    print(f"{ds}: converged population {len(names)} of {len(CONFIGS)}: "
+          + (", ".join(names) or "none"))
 
 # %% [markdown]
 # One tidy row per (dataset, configuration, seed, phase, classifier): its
