@@ -350,19 +350,22 @@ check_soi(soi)
 # **Which covariance for Mahalanobis?** The paper does not say. MA weighs an
 # error by how rarely the images vary in its direction: d = x - x̂,
 # MA = sqrt(dᵀ S⁻¹ d). With the pool's pixel covariance S, MNIST's border
-# pixels hardly ever vary, so S⁻¹ gives them a weight of about
-# 1 / (shrinkage × mean pixel variance): with a fixed shrinkage of 1e-3, about
-# a thousand times an ordinary pixel's, and a faint smudge in a corner outweighs
-# a missing stroke. We use the pool's pixel covariance shrunk towards a
+# pixels hardly ever vary, so S⁻¹ can give them a weight of up to
+# 1 / (shrinkage × mean pixel variance): with a small fixed shrinkage such as
+# 1e-3, a faint smudge in a corner can outweigh a missing stroke (the cell
+# below prints how far the weights spread here). We use the pool's pixel
+# covariance shrunk towards a
 # multiple of the identity by the **Ledoit–Wolf** amount: the shrinkage that
 # minimises the expected error of the covariance estimate, computed from the
 # unlabeled pool alone (no labels, no autoencoder), written out below.
 #
 # Why not each autoencoder's own residual covariance? It whitens each
-# autoencoder by its own errors, so every one of them scores about
-# sqrt(number of pixels), however well it reconstructs: a distance that cannot
-# tell the autoencoders apart. Section 7 measures how well each distance
-# separates them, these two variants of MA included.
+# autoencoder by its own errors, so on its own training images every one of
+# them would score about sqrt(number of pixels), however well it
+# reconstructs: it measures errors in units of the autoencoder's own errors.
+# Section 7 measures how well each distance separates the autoencoders, these
+# two variants of MA included, so you can see how much of that remains on
+# test images.
 
 # %%
 def ledoit_wolf(X):
