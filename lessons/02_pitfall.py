@@ -862,6 +862,9 @@ def eta_squared(values):
     return float(between / total) if total > 0 else float("nan")
 
 
+# %% [markdown]
+# The table, for the converged population of each dataset:
+
 # %%
 def residual_precision(model, ds):
     """The inverse covariance of the autoencoder's own errors on the pool."""
