@@ -4,7 +4,8 @@ Images are float tensors in [0, 1], N x C x H x W (channels_last works too).
 Where each model comes from:
 
 - barletta2024: ConvAutoencoder (its defaults), SmallCNN, EncoderClassifier
-- alberti2017:  alberti_configs() (10 small SCAEs), EncoderClassifier(head="mlp")
+- alberti2017:  EncoderClassifier(head="mlp"); its SCAE configurations are
+                written in the lesson (a paper's architecture lives there)
 - dong2017:     SkipAutoencoder (symmetric skip connections)
 - zhang2016:    see aelab.whatwhere (switch pooling, MacroLayerAE)
 """
@@ -142,30 +143,6 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(X), X.shape[-2:])
-
-
-def alberti_configs() -> list[dict]:
-    """10 ConvAutoencoder configurations in the spirit of alberti2017 §3.2.
-
-    The paper gives no table, only: up to 6 layers, at most 4K parameters,
-    different widths, activations and initialisations. These are our choice;
-    each stays under 4000 parameters for 1- and 3-channel images.
-    """
-    return [
-        dict(widths=(8, 4)),  # barletta2024's autoencoder
-        dict(widths=(8,), kernel_size=5, activation="sigmoid", init="xavier"),
-        dict(widths=(12, 8), activation="tanh", init="xavier"),
-        dict(widths=(8, 16), decoder_widths=(2, 2), init="xavier"),  # weak decoder
-        dict(widths=(8, 8, 8), pool="avg", init="kaiming"),
-        dict(widths=(6, 12, 6), activation="leaky_relu", pool="stride",
-             init="kaiming"),
-        dict(widths=(6, 6, 6, 6), activation="elu", init="orthogonal"),
-        dict(widths=(4, 6, 8, 8), pool="stride", init="normal"),
-        dict(widths=(6, 6, 6, 6, 6, 6), activation="tanh", pool="stride",
-             init="orthogonal"),
-        dict(widths=(4, 4, 4, 4, 4, 4), activation="elu", pool="stride",
-             upsample="bilinear"),
-    ]
 
 
 class EncoderClassifier(nn.Module):
