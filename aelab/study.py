@@ -234,16 +234,18 @@ class Finding:
     measured: str
     settle: str = ""
     point: str = NOT_TESTED
+    reason: str = ""  # why it is INCONCLUSIVE, when the rule knows better than judge
 
 
 def _finding(parts: list, label=lambda i: "") -> Finding:
     """Join (label, Effect) parts: statuses combined with 'and'."""
     effects = [e for _, e in parts]
     status = combine(e.status for e in effects)
-    settles = [e.settle() for e in effects if e.status == INCONCLUSIVE]
+    open_ = [e for e in effects if e.status == INCONCLUSIVE]
     return Finding(status, f";\n".join(f"{k}{e}" for k, e in parts),
-                   settles[0] if settles else "",
-                   combine(e.point_status for e in effects))
+                   open_[0].settle() if open_ else "",
+                   combine(e.point_status for e in effects),
+                   open_[0].reason() if open_ else "")
 
 
 class Rule:
@@ -270,9 +272,11 @@ class AllOf(Rule):
     def judge(self, results):
         found = [r.judge(results) for r in self.rules]
         settles = [f.settle for f in found if f.settle]
+        reasons = [f.reason for f in found if f.status == INCONCLUSIVE and f.reason]
         return Finding(combine(f.status for f in found),
                        ";\n".join(f.measured for f in found),
-                       settles[0] if settles else "", combine(f.point for f in found))
+                       settles[0] if settles else "", combine(f.point for f in found),
+                       reasons[0] if reasons else "")
 
 
 def _span(budgets) -> str:
@@ -428,21 +432,26 @@ class at_least(Rule):  # noqa: N801
 
 class rule(Rule):  # noqa: N801
     """A rule written in the lesson: rule(criterion, fn, arms=()), where
-    fn(data) returns (answer, what was measured) and answer is an Effect (from
-    verdicts.paired_effect: judged by its interval), a status, or True / False
-    / None (not testable). For claims about other tables than Results."""
+    fn(data) returns (answer, what was measured) or (answer, measured, why) and
+    answer is an Effect (from verdicts.paired_effect: judged by its interval),
+    a status, or True / False / None (not testable). `why` says why an
+    INCONCLUSIVE answer is one (e.g. "too few converged models"), where the
+    lesson knows. For claims about other tables than Results."""
 
     def __init__(self, criterion: str, fn, *, arms=()):
         self.criterion, self.fn, self.arms = criterion, fn, tuple(arms)
 
     def judge(self, results):
-        answer, measured = self.fn(results)
+        answer, measured, *why = self.fn(results)
         status = as_status(answer)
+        why = why[0] if why else ""
         if isinstance(answer, Effect):
             return Finding(status, measured or str(answer),
                            answer.settle() if status == INCONCLUSIVE else "",
-                           answer.point_status)
-        return Finding(status, measured, "", status)
+                           answer.point_status, why or answer.reason())
+        return Finding(status, measured, "", status,
+                       why or ("the lesson's rule could not decide (see what was "
+                               "measured)" if status == INCONCLUSIVE else ""))
 
 
 # ------------------------------------------------------------------ claims
@@ -557,7 +566,7 @@ def judge(claims: list, results, *, gates=None, paper: Results | None = None,
             settle = (f"train them longer or fix them until they pass ({failed[0].model}: "
                       f"{'; '.join(failed[0].failures())})")
         elif status == INCONCLUSIVE:
-            reason = "the 95% interval straddles the margin"
+            reason = found.reason or "the 95% interval straddles the margin"
         text = c.paper
         if not text and paper is not None:
             said = c.rule.judge(paper)

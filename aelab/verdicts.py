@@ -90,6 +90,16 @@ class Effect:
             return int(np.sum(np.abs(v) < self.margin))
         return int(np.sum(v > 0) if self.sense == "above" else np.sum(v < 0))
 
+    def reason(self) -> str:
+        """Why the effect is INCONCLUSIVE, in words ('' if it is not)."""
+        if self.status != INCONCLUSIVE:
+            return ""
+        if self.n < self.min_seeds:
+            return f"{self.n} paired seed(s), fewer than the {self.min_seeds} a verdict needs"
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return "no interval could be computed"
+        return "the 95% interval straddles the margin"
+
     def settle(self) -> str:
         """What would settle an INCONCLUSIVE effect, in words."""
         if self.n < self.min_seeds:

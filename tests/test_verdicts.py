@@ -125,3 +125,22 @@ def test_gates_summary_counts_each_arm_and_says_why_a_seed_failed():
     assert text.endswith("4 of 5 models passed their gate")
     assert [g.model for g in gates.failures(["probe"])] == ["probe, seed 1"]
     assert gates.failures(["AE"]) == []
+
+
+def test_an_inconclusive_line_says_its_own_reason():
+    """Too few seeds, or a lesson rule's own why, is what the table says, not
+    a blanket 'the interval straddles the margin'."""
+    from aelab.study import Claim, Results, judge, rule
+
+    few = paired_effect([1.0, 1.2, 0.9], 0.5)
+    assert few.status == INCONCLUSIVE and "fewer than the 5" in few.reason()
+    wide = paired_effect([3.0, -2.0, 4.0, -1.0, 0.5, 2.0], 0.5)
+    assert wide.status == INCONCLUSIVE and wide.reason() == (
+        "the 95% interval straddles the margin")
+    results = Results([dict(method="a", budget=10, seed=0, accuracy=0.5)])
+    table = judge([
+        Claim("few seeds", rule("c", lambda r: (few, ""))),
+        Claim("own why", rule("c", lambda r: (INCONCLUSIVE, "1 of 12 converged",
+                                              "too few converged autoencoders"))),
+    ], results)
+    assert [v.reason for v in table] == [few.reason(), "too few converged autoencoders"]
