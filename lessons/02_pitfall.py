@@ -1175,8 +1175,9 @@ def on_converged(effect_fn):
     """A rule on the converged population: undecided while it is empty."""
     def judge_it(_):
         if not arms("converged"):
-            return INCONCLUSIVE, ("no configuration passed its gate for every seed: "
-                                  "train longer (SETTINGS['ae_epochs'])")
+            return (INCONCLUSIVE, "no configuration passed its gate for every seed: "
+                    "train longer (SETTINGS['ae_epochs'])",
+                    "no converged autoencoder to judge it on")
         return effect_fn(), ""
     return judge_it
 
