@@ -6,7 +6,7 @@ Where each model comes from:
 - barletta2024: ConvAutoencoder (its defaults), SmallCNN, EncoderClassifier
 - alberti2017:  alberti_configs() (10 small SCAEs), EncoderClassifier(head="mlp")
 - dong2017:     SkipAutoencoder (symmetric skip connections)
-- zhang2016:    see aelab.whatwhere (switch pooling, MacroLayerAE)
+- zhang2016:    written in its lesson (lessons/05_joint.py)
 """
 from __future__ import annotations
 
