@@ -122,10 +122,10 @@ SETTINGS = {
                  lam=1.0, lambdas=(10.0,), inv_images=200, inv_steps=12,
                  inv_seeds=2),
     "classroom": dict(datasets=("mnist", "fashion_mnist"), pool_size=3000,
-                      num_test=1000, widths=(8, 16, 32), budgets=(100, 300),
+                      num_test=1000, widths=(4, 8, 16), budgets=(100, 300),
                       seeds=tuple(range(10)), batch_size=32, min_epochs=6,
-                      clf_steps=200, dec_steps=80, ft_steps=80, lr=2e-3,
-                      ft_lr=5e-4, lam=1.0, lambdas=(), inv_images=500,
+                      clf_steps=200, dec_steps=60, ft_steps=80, lr=2e-3,
+                      ft_lr=5e-4, lam=1.0, lambdas=(), inv_images=384,
                       inv_steps=96, inv_seeds=5),
     "paper": dict(datasets=("mnist", "fashion_mnist", "cifar10"), pool_size=None,
                   num_test=10000, widths=(32, 64, 128), budgets=(100, 1000, 10000),
@@ -547,7 +547,7 @@ def train(nets, subsets, loss_fn, steps, lr, desc, seeds=SEEDS):
     num_epochs = max(SETTINGS["min_epochs"], round(steps / math.ceil(n / BATCH_SIZE)))
     return aelab.fit_many(nets, subsets, loss_fn, num_epochs=num_epochs, lr=lr,
                           batch_size=BATCH_SIZE, seeds=list(seeds), cache=True,
-                          strategy=STRATEGY, quiet=True, desc=desc)
+                          quiet=True, desc=desc)
 
 
 def copy_of(net, kind, mode, in_shape, detach=False, train_only=None):
@@ -565,12 +565,11 @@ def copy_of(net, kind, mode, in_shape, detach=False, train_only=None):
 # %% [markdown]
 # **Step 1: the classifiers.** One per (dataset, budget, seed), on C alone,
 # its decoder frozen at its initial weights (which every decoder of that seed
-# then starts from). `fit_many` trains the seeds of a budget together
-# (`STRATEGY`: on a CPU one after another was the faster in our timing; on a
-# GPU they are stacked under `torch.func.vmap`).
+# then starts from). `fit_many` trains the seeds of a budget in one call and
+# picks how: on a GPU stacked side by side under `torch.func.vmap`, on a CPU
+# (for convolutional networks) one after another.
 
 # %% tags=["nbval-ignore-output"]
-STRATEGY = "auto" if device.type == "cuda" else "sequential"
 SUBSETS, CLASSIFIERS, HISTORY = {}, {}, {}  # HISTORY[ds, n, arm, seed][step] = History
 START = time.perf_counter()
 for ds, d in DATA.items():
