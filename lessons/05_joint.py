@@ -124,7 +124,7 @@ SETTINGS = {
     "classroom": dict(datasets=("mnist", "fashion_mnist"), pool_size=3000,
                       num_test=1000, widths=(4, 8, 16), budgets=(100, 300),
                       seeds=tuple(range(10)), batch_size=32, min_epochs=6,
-                      clf_steps=200, dec_steps=60, ft_steps=80, lr=2e-3,
+                      clf_steps=200, dec_steps=120, ft_steps=80, lr=2e-3,
                       ft_lr=5e-4, lam=1.0, lambdas=(), inv_images=384,
                       inv_steps=96, inv_seeds=5),
     "paper": dict(datasets=("mnist", "fashion_mnist", "cifar10"), pool_size=None,
