@@ -337,3 +337,37 @@ def test_predict_keeps_the_logits_and_reconstruction_pairs_over_batches(lesson):
     for (t, p), (wt, wp) in zip(recons, want_recons):
         assert t.shape == wt.shape and torch.allclose(p, wp, atol=1e-5)
     assert aelab.predict(net.classify, X).shape == (10, 10)
+
+
+def test_gate_reads_steps_on_one_objective_as_one_curve(monkeypatch):
+    """A fine-tuning that starts where its decoder step left off is flat: read
+    alone, 5% of its tiny fall would fail a finished network; read after step
+    2 (the same C + λU), it passes. A curve still falling fails either way."""
+    monkeypatch.setenv("AELAB_PROFILE", "fast")
+    import torch
+
+    from aelab.train import History
+    ns = lesson_namespace(JOINT, "curves_of", DATA={}, SEEDS=(7,),
+                          SETTINGS=dict(budgets=(100,)), LAM=1.0, HISTORY={}, rows=[])
+    ns["ARMS"] = {"classifier alone": None, "SWWAE-all": ("SWWAE", "all", 1.0, False),
+                  "SWWAE-all λ=10": ("SWWAE", "all", 10.0, False)}
+    ns["DATA"] = {"mnist": dict(y_test=torch.arange(100) % 10)}
+    falling = list(np.linspace(1.0, 0.5, 12))
+    flat_tail = [0.30, 0.2990, 0.2985, 0.2982, 0.2981, 0.2979]  # its fall: 0.002
+    for arm, tail in [("classifier alone", flat_tail), ("SWWAE-all", flat_tail),
+                      ("SWWAE-all λ=10", flat_tail)]:
+        ns["HISTORY"]["mnist", 100, arm, 7] = {
+            1: History(train_loss=[2.3, 0.8, 0.35, 0.31, 0.305, 0.302, 0.301, 0.30]),
+            2: History(train_loss=[1.5, 0.6, 0.35, 0.31, 0.302, 0.30]),
+            3: History(train_loss=tail)}
+        ns["rows"].append(dict(dataset="mnist", arm=arm, seed=7, accuracy=0.9,
+                               recon_ratio=0.3))
+    alone = ns["arm_gate"]("mnist", "classifier alone", 7)
+    assert alone.ok, alone.failures()
+    assert set(alone.checks) >= {"step 1 plateau", "steps 1+3 (C) plateau"}
+    joint = ns["arm_gate"]("mnist", "SWWAE-all", 7)
+    assert joint.ok and "steps 2+3 (C + λU) plateau" in joint.checks
+    other = ns["arm_gate"]("mnist", "SWWAE-all λ=10", 7)  # step 3 read alone
+    assert not other.checks["step 3 plateau"][0]
+    ns["HISTORY"]["mnist", 100, "SWWAE-all", 7][3] = History(train_loss=falling)
+    assert not ns["arm_gate"]("mnist", "SWWAE-all", 7).ok
