@@ -80,25 +80,6 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, *,
     return F.cross_entropy(logits, y)
 
 
-def joint_loss(logits: torch.Tensor, y: torch.Tensor, recons, *, weight=1.0,
-               layer_weights=None) -> torch.Tensor:
-    """zhang2016 eq. (2): C(x, y) + lambda * U(x), averaged over the batch.
-
-    C is cross_entropy; U = sum_l gamma_l * mse(a^_l, a_l) over the
-    (target, prediction) pairs of MacroLayerAE's `recons` (SAE-all, §3.2).
-    `weight` is lambda, `layer_weights` the gamma_l (default all 1). The paper
-    writes squared L2 norms; mean squared error differs per layer by a
-    constant, which the gamma_l absorb ("balanced", §4.1).
-    """
-    gammas = [1.0] * len(recons) if layer_weights is None else list(layer_weights)
-    if len(gammas) != len(recons):
-        raise ValueError(f"{len(gammas)} layer_weights for {len(recons)} "
-                         "reconstruction pairs")
-    U = sum(g * reconstruction_loss(pred, target)
-            for g, (target, pred) in zip(gammas, recons))
-    return cross_entropy(logits, y) + weight * U
-
-
 # The two objectives library code reuses, in fit's (model, batch) form. Lessons
 # write their own out in full; these are for experiments and benchmarks.
 def reconstruction_objective(model: nn.Module, batch) -> torch.Tensor:

@@ -7,7 +7,7 @@ Where each model comes from:
 - alberti2017:  EncoderClassifier(head="mlp"); its SCAE configurations are
                 written in the lesson (a paper's architecture lives there)
 - dong2017:     SkipAutoencoder (symmetric skip connections)
-- zhang2016:    see aelab.whatwhere (switch pooling, MacroLayerAE)
+- zhang2016:    written in its lesson (lessons/05_joint.py)
 """
 from __future__ import annotations
 

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab import losses
-from aelab.losses import (cross_entropy, joint_loss, l1_activations, l1_weights,
+from aelab.losses import (cross_entropy, l1_activations, l1_weights,
                           reconstruction_loss)
 from aelab.models import ConvAutoencoder, EncoderClassifier, SkipAutoencoder, SmallCNN
-from aelab.whatwhere import FixedUnpool, MacroLayerAE, SwitchMaxPool, SwitchUnpool
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -232,77 +231,6 @@ def test_conv_autoencoder_overfits_one_batch():
     assert end < 0.2 * start
 
 
-# ---- zhang2016 parts ---------------------------------------------------------------
-
-def test_switch_unpool_restores_argmax_positions():
-    torch.manual_seed(0)
-    X = torch.rand(2, 3, 6, 6)
-    out, idx = SwitchMaxPool()(X)
-    assert out.shape == (2, 3, 3, 3)
-    U = SwitchUnpool()(out, idx)
-    windows = X.unfold(2, 2, 2).unfold(3, 2, 2).reshape(2, 3, 3, 3, 4)
-    is_max = windows == windows.amax(-1, keepdim=True)
-    expected = (windows * is_max).reshape(2, 3, 3, 3, 2, 2)
-    expected = expected.permute(0, 1, 2, 4, 3, 5).reshape(2, 3, 6, 6)
-    assert torch.equal(U, expected)
-    assert (U != 0).sum() == out.numel()  # one value per window, zeros elsewhere
-    assert SwitchUnpool()(*SwitchMaxPool()(X[..., :5, :5]),
-                          output_size=(5, 5)).shape[-2:] == (5, 5)
-
-
-def test_fixed_unpool_uses_top_left():
-    X = torch.arange(1.0, 5.0).reshape(1, 1, 2, 2)
-    U = FixedUnpool()(X)
-    assert torch.equal(U, torch.tensor([[[[1.0, 0, 2, 0], [0, 0, 0, 0],
-                                          [3, 0, 4, 0], [0, 0, 0, 0]]]]))
-    U7 = FixedUnpool()(torch.ones(1, 2, 3, 3), output_size=(7, 7))
-    assert U7.shape == (1, 2, 7, 7) and U7.sum() == 18 and U7[..., ::2, ::2][
-        ..., :3, :3].sum() == 18
-
-
-@pytest.mark.parametrize("unpool", ["switches", "fixed"])
-@pytest.mark.parametrize("mode,pairs", [("first", 1), ("all", 3), ("layerwise", 3)])
-def test_macro_layer_ae_shapes(mode, pairs, unpool):
-    model = MacroLayerAE(widths=(4, 8, 8), mode=mode, unpool=unpool)
-    for X in [images(2), channels_last(images(2))]:
-        logits, recons = model(X)
-        assert logits.shape == (2, 10) and len(recons) == pairs
-        assert torch.equal(recons[0][0], X)  # first target is always the image
-        assert all(t.shape == p.shape for t, p in recons)
-    model3 = MacroLayerAE(in_channels=3, mode=mode, unpool=unpool, in_size=32)
-    logits, recons = model3(images(2, 3, 32))
-    assert logits.shape == (2, 10) and recons[0][1].shape == (2, 3, 32, 32)
-
-
-def test_layerwise_decodes_clean_activations():
-    torch.manual_seed(0)
-    X = images(2)
-    models = {m: MacroLayerAE(mode=m) for m in ["all", "layerwise"]}
-    models["layerwise"].load_state_dict(models["all"].state_dict())
-    for model in models.values():
-        before = model(X)[1][0][1]
-        with torch.no_grad():
-            model.decoder[-1][0].weight.add_(1.0)  # f_L^dec only
-        changed = not torch.allclose(before, model(X)[1][0][1])
-        assert changed == (model.mode == "all")  # layerwise: a^_0 = f_1^dec(a_1)
-
-
-@pytest.mark.parametrize("mode,unpool", [("first", "switches"), ("all", "switches"),
-                                         ("layerwise", "fixed")])
-def test_macro_layer_ae_overfits_with_joint_loss(mode, unpool):
-    torch.manual_seed(0)
-    X, y = images(), torch.arange(8)
-    model = MacroLayerAE(widths=(8, 16), mode=mode, unpool=unpool)
-
-    def loss_fn(m):
-        logits, recons = m(X)
-        return joint_loss(logits, y, recons)
-
-    start, end = fit(model, loss_fn, steps=200)
-    assert end < 0.2 * start
-    assert (model(X)[0].argmax(1) == y).all()
-
-
 # ---- losses ------------------------------------------------------------------------
 
 def test_reconstruction_and_l1_losses():
@@ -347,20 +275,6 @@ def test_losses_work_under_vmap():
     got = torch.func.vmap(cross_entropy)(logits, y)
     assert torch.allclose(got, torch.stack([F.cross_entropy(a, b)
                                             for a, b in zip(logits, y)]))
-
-
-def test_joint_loss_is_zhang2016_eq2():
-    torch.manual_seed(0)
-    logits, y = torch.randn(4, 10), torch.randint(0, 10, (4,))
-    recons = [(torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)),
-              (torch.rand(4, 3, 4, 4), torch.rand(4, 3, 4, 4))]
-    expected = F.cross_entropy(logits, y) + 0.5 * (
-        1.0 * F.mse_loss(recons[0][1], recons[0][0])
-        + 4.0 * F.mse_loss(recons[1][1], recons[1][0]))
-    got = joint_loss(logits, y, recons, weight=0.5, layer_weights=[1.0, 4.0])
-    assert torch.isclose(got, expected)
-    with pytest.raises(ValueError):
-        joint_loss(logits, y, recons, layer_weights=[1.0])
 
 
 # every option of ConvAutoencoder: widths and depth, kernel, activations, poolings,
