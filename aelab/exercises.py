@@ -13,6 +13,12 @@ In a lesson:
     check_freeze(freeze)                       # under the exercise: ✓ or ✗ hint
     check_freeze(freeze).require()             # before training on the answer
 
+A solution cell is tagged `solution` (`aelab student` removes it) and
+`hide-cell` (Jupyter Book shows it collapsed behind a toggle; nbconvert drops it
+with --TagRemovePreprocessor.remove_cell_tags='{"hide-cell"}'). We chose
+`hide-cell` over `remove-cell` so that the instructor's rendered lesson still
+holds the solution, one click away.
+
 The probes below test what a value check cannot see: whether gradients reach
 the weights (`no_gradient`), whether the objects passed in were left alone
 (`Snapshot`), whether a network is linear (`is_affine`), and whether the answer

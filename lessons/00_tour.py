@@ -205,7 +205,7 @@ def check_reconstruction_loss(loss_fn):
 
 check_reconstruction_loss(reconstruction_loss)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def reconstruction_loss(model, batch):
     X, = batch
     X_hat = model(X)

@@ -232,7 +232,7 @@ check_sparse_loss(sparse_loss)
 # %% [markdown]
 # *Solution (instructors can hide cells tagged `solution`):*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def sparse_loss(model, batch, lam):
     X, = batch
     z = model.encode(X)
@@ -473,7 +473,7 @@ def check_freeze(freeze):
 
 check_freeze(freeze)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def freeze(encoder):
     for p in encoder.parameters():
         p.requires_grad = False

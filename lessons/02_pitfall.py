@@ -275,7 +275,7 @@ check_soi(soi)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def soi(X, X_hat):
     x, h = X.flatten(1).double(), X_hat.flatten(1).double()
     xc, hc = x - x.mean(1, keepdim=True), h - h.mean(1, keepdim=True)
@@ -436,7 +436,7 @@ def check_decoder_only(decoder_only):
 
 check_decoder_only(decoder_only)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def decoder_only(autoencoder, encoder):
     new = copy.deepcopy(autoencoder)
     new.encoder = copy.deepcopy(encoder).requires_grad_(False).eval()

@@ -284,7 +284,7 @@ check_denoising_loss(denoising_loss)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def denoising_loss(kind, level):
     def loss_fn(model, batch):
         X, = batch
@@ -524,7 +524,7 @@ def check_small_decoder(small_decoder):
 
 check_small_decoder(small_decoder)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def small_decoder(channels, downsamplings, *, width=8, out_channels=1):
     layers, c = [], channels
     for _ in range(downsamplings):  # c x h x w -> width x 2h x 2w

@@ -288,7 +288,7 @@ check_denoising_loss(denoising_loss)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def denoising_loss(model, batch):
     X, = batch
     X_tilde = X * (torch.rand_like(X) >= MASK)  # masking noise
@@ -389,7 +389,7 @@ def check_greedy(greedy_pretrain):
 
 check_greedy(greedy_pretrain)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def greedy_pretrain(X, widths, seeds, train_daes):
     """{seed: [encoder layer 1, layer 2, ...]}, each layer trained as a DAE on
     the codes of the layers below it."""

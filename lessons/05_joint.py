@@ -284,7 +284,7 @@ check_unpool(unpool_with_switches)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def unpool_with_switches(X, switches, output_size):
     N, C, h, w = X.shape
     H, W = output_size
@@ -405,7 +405,7 @@ check_joint_loss(joint_loss)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def joint_loss(logits, y, recons, lam, gammas):
     U = sum(g * F.mse_loss(pred, target) for g, (target, pred) in zip(gammas, recons))
     return F.cross_entropy(logits, y) + lam * U

@@ -755,6 +755,13 @@ def test_stub_and_solution_define_the_same_signature(exercise):
     assert stub == solution, f"{fn}: the stub and the solution differ in signature"
 
 
+@pytest.mark.parametrize("lesson", sorted({v[0] for v in EXERCISES.values()}))
+def test_solution_cells_carry_the_hide_cell_tag_too(lesson):
+    tags = [c.metadata.get("tags", []) for c in cells(lesson)]
+    solutions = [t for t in tags if "solution" in t]
+    assert solutions and all("hide-cell" in t for t in solutions), lesson
+
+
 def loads(tree) -> set:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
             and isinstance(n.ctx, ast.Load)}
@@ -810,3 +817,95 @@ def test_hint_names_the_line_of_the_student_code_that_raised():
     result = checker("reconstruction_loss")(mse_typo)
     assert "your mse_typo raised NameError" in result.message
     assert "`return F.mse_loss(X_hat, X)" in result.message
+
+
+def exercise_cells(nb) -> list[int]:
+    """The cells that define a stub or a check, or hold a solution."""
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    solved = set().union(*(defined(c.source) for _, c in code
+                           if "solution" in c.metadata.get("tags", [])))
+    return [i for i, c in code if "solution" in c.metadata.get("tags", [])
+            or any(f.startswith("check_") or f in solved for f in defined(c.source))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", sorted({v[0] for v in EXERCISES.values()}))
+def test_exercise_sections_rerun_twice_in_one_kernel(lesson, tmp_path, monkeypatch,
+                                                     request):
+    """The whole lesson (fast profile), then its exercise cells again, twice, in
+    the same kernel: each solution still passes its check."""
+    if "slow" not in request.config.getoption("markexpr").replace("not slow", ""):
+        pytest.skip("runs a whole lesson: pytest -m slow tests/test_exercises.py")
+    from aelab import runner
+    for key, value in dict(AELAB_PROFILE="fast", AELAB_OFFLINE="1",
+                           AELAB_CACHE=str(tmp_path / "cache"),
+                           AELAB_OUT=str(tmp_path / "out"),
+                           PYTHONPATH=str(LESSONS.parent)).items():
+        monkeypatch.setenv(key, value)
+    nb = jupytext.read(LESSONS / lesson)
+    kernel = runner._Kernel(cwd=LESSONS, stderr_log=tmp_path / "kernel.log")
+    try:
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                assert kernel.execute(cell, 600) is None, f"{lesson}: cell {i}"
+        for _ in range(2):
+            for i in exercise_cells(nb):
+                error = kernel.execute(nb.cells[i], 120)
+                assert error is None, f"{lesson}, cell {i} run again: {error}"
+                if "solution" in nb.cells[i].metadata.get("tags", []):
+                    shown = "".join(o.get("text", "") + str(o.get("data", {}))
+                                    for o in nb.cells[i].outputs)
+                    assert "✓" in shown, f"{lesson}, cell {i}: {shown}"
+    finally:
+        kernel.shutdown()
+
+
+def student_notebooks(folder: Path) -> dict:
+    """Lesson 00 as four students hand it in: answered, blank, wrong, endless."""
+    import nbformat
+
+    from aelab import runner
+    folder.mkdir()
+    full = jupytext.read(LESSONS / "00_tour.py")
+    blank = runner.strip_solutions(copy.deepcopy(full))
+    stub = next(c for c in blank.cells if "def reconstruction_loss" in c.source)
+
+    def answered(body):
+        nb = copy.deepcopy(blank)
+        cell = next(c for c in nb.cells if c.source == stub.source)
+        cell.source = stub.source.replace("...  # your code here: return one number",
+                                          body)
+        return nb
+
+    books = {"ada.ipynb": full, "bob.ipynb": blank,
+             "cy.ipynb": answered("return (model(X) - X).abs().mean()"),
+             "dee.ipynb": answered("while True:\n        pass")}
+    for name, nb in books.items():
+        nbformat.write(nb, folder / name)
+    return books
+
+
+@pytest.mark.slow
+def test_grade_gives_each_student_their_rows_within_the_time_limits(tmp_path, request):
+    if "slow" not in request.config.getoption("markexpr").replace("not slow", ""):
+        pytest.skip("runs lesson 00 four times: pytest -m slow tests/test_exercises.py")
+    import csv
+    import time
+
+    from aelab import cli
+    student_notebooks(tmp_path / "class")
+    start = time.monotonic()
+    assert cli.main(["grade", str(tmp_path / "class"), "--out",
+                     str(tmp_path / "grades.csv"), "--timeout", "20"]) == 0
+    rows = {Path(r["notebook"]).name: r
+            for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert sorted(rows) == ["ada.ipynb", "bob.ipynb", "cy.ipynb", "dee.ipynb"]
+    assert rows["ada.ipynb"]["passed"] == "True"
+    assert rows["bob.ipynb"]["passed"] == "False" and "placeholder" in rows[
+        "bob.ipynb"]["hint"]
+    assert rows["cy.ipynb"]["passed"] == "False" and "ABSOLUTE" in rows[
+        "cy.ipynb"]["hint"]
+    assert rows["dee.ipynb"]["passed"] == "False" and "loop forever" in rows[
+        "dee.ipynb"]["hint"]
+    assert time.monotonic() - start < 4 * 300  # each notebook within its limit
+    assert not (LESSONS / "ada.ipynb").exists()  # nothing written beside the lessons
