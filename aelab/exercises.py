@@ -135,11 +135,12 @@ def check(name: str, cases, *, done: str = "passes every check",
     """Run the cases in order; the first that fails gives its hint.
 
     cases: [(test, hint)], where test is a bool or a function of no arguments
-    returning one (or returning the answer: it passes when it runs). A function may call the student's code: if it hits the
-    `...` placeholder, the exercise is reported as not answered; if anything
-    raises, the student gets that case's hint, and, when `code` (the student's
-    function, or a list of them) is where it raised, the line that raised. The
-    hint is always one line that names the fix, never torch's own message."""
+    returning one (or returning the answer: it passes when it runs). A function
+    may call the student's code: if it hits the `...` placeholder, the exercise
+    is reported as not answered; if anything raises, the student gets that
+    case's hint, and, when `code` (the student's function, or a list of them)
+    is where it raised, the line that raised. The hint is always one line that
+    names the fix, never torch's own message."""
     for test, hint in cases:
         try:
             with warnings.catch_warnings():  # the hint says it all, in one line

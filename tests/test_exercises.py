@@ -834,8 +834,7 @@ def test_exercise_sections_rerun_twice_in_one_kernel(lesson, tmp_path, monkeypat
                                                      request):
     """The whole lesson (fast profile), then its exercise cells again, twice, in
     the same kernel: each solution still passes its check."""
-    if "slow" not in request.config.getoption("markexpr").replace("not slow", ""):
-        pytest.skip("runs a whole lesson: pytest -m slow tests/test_exercises.py")
+    slow(request)
     from aelab import runner
     for key, value in dict(AELAB_PROFILE="fast", AELAB_OFFLINE="1",
                            AELAB_CACHE=str(tmp_path / "cache"),
@@ -887,8 +886,7 @@ def student_notebooks(folder: Path) -> dict:
 
 @pytest.mark.slow
 def test_grade_gives_each_student_their_rows_within_the_time_limits(tmp_path, request):
-    if "slow" not in request.config.getoption("markexpr").replace("not slow", ""):
-        pytest.skip("runs lesson 00 four times: pytest -m slow tests/test_exercises.py")
+    slow(request)
     import csv
     import time
 
@@ -909,3 +907,77 @@ def test_grade_gives_each_student_their_rows_within_the_time_limits(tmp_path, re
         "dee.ipynb"]["hint"]
     assert time.monotonic() - start < 4 * 300  # each notebook within its limit
     assert not (LESSONS / "ada.ipynb").exists()  # nothing written beside the lessons
+
+
+MINI_LESSON = '''# %%
+from aelab.exercises import answer, check
+
+# %%
+def double(x):
+    ...  # your code here
+
+
+# %%
+def check_double(double):
+    return check("Exercise 1", [(lambda: answer(double(2)) == 4, "return 2 * x")],
+                 code=double)
+
+
+check_double(double)
+
+# %% tags=["solution", "hide-cell"]
+def double(x):
+    return 2 * x
+
+
+check_double(double)
+'''
+
+
+def slow(request):
+    """Skip unless the slow tests were asked for (pytest -m slow)."""
+    if "slow" not in request.config.getoption("markexpr").replace("not slow", ""):
+        pytest.skip("slow (kernels, whole lessons): pytest -m slow "
+                    "tests/test_exercises.py")
+
+
+@pytest.mark.slow
+def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
+                                                                      request):
+    """A small lesson of one exercise, four students: the endless one costs its
+    own row within the time limit; the others get their check's verdict."""
+    slow(request)
+    import csv
+    import time
+
+    import nbformat
+
+    from aelab import grade, runner
+    lesson = tmp_path / "lessons" / "07_mini.py"
+    lesson.parent.mkdir()
+    lesson.write_text(MINI_LESSON)
+    full = jupytext.read(lesson)
+    blank = runner.strip_solutions(copy.deepcopy(full))
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name, body in {"ada": None, "bob": "...", "cy": "return x + 1",
+                       "dee": "while True:\n        pass"}.items():
+        nb = copy.deepcopy(full if body is None else blank)
+        if body is not None:
+            stub = next(c for c in nb.cells if "def double" in c.source)
+            stub.source = stub.source.replace("...  # your code here", body)
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    start = time.monotonic()
+    rows = grade.grade([folder], lessons={"mini": lesson}, out=tmp_path / "g.csv",
+                       timeout=3, log=lambda line: None)
+    assert time.monotonic() - start < 120
+    got = {Path(r.notebook).stem: r for r in rows}
+    assert sorted(got) == ["ada", "bob", "cy", "dee"] and len(rows) == 4
+    assert got["ada"].passed and got["ada"].exercise == "Exercise 1 (double)"
+    assert not got["bob"].passed and "placeholder" in got["bob"].hint
+    assert not got["cy"].passed and got["cy"].hint == "return 2 * x"
+    assert not got["dee"].passed and "loop forever" in got["dee"].hint
+    with open(tmp_path / "g.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["passed"] for r in table] == ["True", "False", "False", "False"]
+    assert lesson.read_text() == MINI_LESSON  # the reference lesson is untouched
