@@ -10,8 +10,9 @@ lesson (not from the submission), are run on the student's functions, one
 kernel call per exercise, each with a time limit. One row per (notebook,
 exercise): passed or not, and the one-line hint the student got.
 
-A notebook that hangs, kills its kernel or writes more than `max_file_mb` to a
-file costs its own rows, never the run. Trust: a submission is code, and it runs
+A notebook that hangs or kills its kernel costs its own rows, never the run;
+one that writes more than `max_file_mb` to a file gets an OSError in its own
+kernel (RLIMIT_FSIZE), and the row shows it. Trust: a submission is code, and it runs
 as the user who grades it, as in nbgrader; grade on a machine (or account) that
 holds nothing a student's code must not read.
 """
@@ -187,8 +188,7 @@ def grade_notebook(path: Path, lessons: dict[str, Path], *, timeout: float = 60,
                 trouble = "a cell did not stop when interrupted"
                 break
             if error and ("kernel died" in error or "longer than" in error):
-                trouble = ("its kernel died (out of memory, or a file over "
-                           f"{max_file_mb} MB?)" if "died" in error else
+                trouble = ("its kernel died (out of memory?)" if "died" in error else
                            f"a cell ran longer than {min(timeout, left):g} s")
                 if "died" in error:
                     break
@@ -248,7 +248,7 @@ def submissions(paths) -> list[Path]:
 
 def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
           notebook_timeout: float = 300, lessons: dict | None = None,
-          log=print) -> list[Row]:
+          max_file_mb: int = 100, log=print) -> list[Row]:
     """Grade every submission against the lessons' checks (`lessons`: {name:
     path}, default the installed lessons); print one row per (notebook,
     exercise)."""
@@ -261,7 +261,8 @@ def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
         f"{timeout:g} s per cell")
     for path in notebooks:
         rows += grade_notebook(path, lessons, timeout=timeout,
-                               notebook_timeout=notebook_timeout, log=log)
+                               notebook_timeout=notebook_timeout,
+                               max_file_mb=max_file_mb, log=log)
     width = max(len(r.notebook) for r in rows)
     for r in rows:
         log(f"{r.notebook:<{width}}  {'passed' if r.passed else 'FAILED':<6}  "

@@ -961,7 +961,8 @@ def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
     folder = tmp_path / "class"
     folder.mkdir()
     for name, body in {"ada": None, "bob": "...", "cy": "return x + 1",
-                       "dee": "while True:\n        pass"}.items():
+                       "dee": "while True:\n        pass",
+                       "eve": "open('big', 'wb').write(bytes(2 ** 21))"}.items():
         nb = copy.deepcopy(full if body is None else blank)
         if body is not None:
             stub = next(c for c in nb.cells if "def double" in c.source)
@@ -969,15 +970,17 @@ def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
         nbformat.write(nb, folder / f"{name}.ipynb")
     start = time.monotonic()
     rows = grade.grade([folder], lessons={"mini": lesson}, out=tmp_path / "g.csv",
-                       timeout=3, log=lambda line: None)
-    assert time.monotonic() - start < 120
+                       timeout=3, max_file_mb=1, log=lambda line: None)
+    assert time.monotonic() - start < 200
     got = {Path(r.notebook).stem: r for r in rows}
-    assert sorted(got) == ["ada", "bob", "cy", "dee"] and len(rows) == 4
+    assert sorted(got) == ["ada", "bob", "cy", "dee", "eve"] and len(rows) == 5
     assert got["ada"].passed and got["ada"].exercise == "Exercise 1 (double)"
     assert not got["bob"].passed and "placeholder" in got["bob"].hint
     assert not got["cy"].passed and got["cy"].hint == "return 2 * x"
     assert not got["dee"].passed and "loop forever" in got["dee"].hint
+    assert not got["eve"].passed and "raised OSError" in got["eve"].hint  # 2 > 1 MB
+    assert not (folder / "big").exists()  # it ran in its own folder
     with open(tmp_path / "g.csv") as f:
         table = list(csv.DictReader(f))
-    assert [r["passed"] for r in table] == ["True", "False", "False", "False"]
+    assert [r["passed"] for r in table] == ["True"] + ["False"] * 4
     assert lesson.read_text() == MINI_LESSON  # the reference lesson is untouched
