@@ -984,3 +984,18 @@ def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
         table = list(csv.DictReader(f))
     assert [r["passed"] for r in table] == ["True"] + ["False"] * 4
     assert lesson.read_text() == MINI_LESSON  # the reference lesson is untouched
+
+
+def test_grade_of_a_missing_folder_is_one_line(tmp_path, capsys):
+    from aelab import cli
+    assert cli.main(["grade", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file or folder" in err
+
+
+def test_grade_counts_a_jupytext_pair_once(tmp_path):
+    from aelab.grade import submissions
+    for name in ("ada.ipynb", "ada.py", "bob.py", ".ipynb_checkpoints/ada.ipynb"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert [p.name for p in submissions([tmp_path])] == ["ada.ipynb", "bob.py"]
