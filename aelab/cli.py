@@ -1,4 +1,4 @@
-"""The `aelab` command: lab, run, lessons, student, data, bench."""
+"""The `aelab` command: lab, run, lessons, student, grade, data, bench."""
 from __future__ import annotations
 
 import argparse
@@ -164,6 +164,14 @@ def cmd_bench(args, extra) -> int:
     return 0
 
 
+def cmd_grade(args, extra) -> int:
+    from aelab.grade import grade
+
+    rows = grade(args.notebooks, out=args.out, timeout=args.timeout,
+                 notebook_timeout=args.notebook_timeout)
+    return 0 if rows else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aelab", description="Lessons on autoencoders and unsupervised pretraining.")
@@ -208,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("src", help="lessons/ or one lesson's .py")
     student.add_argument("dest", help="folder for the student .py and .ipynb")
     student.set_defaults(func=cmd_student)
+
+    grade = sub.add_parser("grade", help="run the exercise checks over a class's "
+                           "notebooks: one row per notebook and exercise")
+    grade.add_argument("notebooks", nargs="+",
+                       help="submitted .ipynb (or .py) files, or folders of them")
+    grade.add_argument("--out", default=None, help="also write the rows to this CSV")
+    grade.add_argument("--timeout", type=float, default=60,
+                       help="seconds a cell or a check may run (default 60)")
+    grade.add_argument("--notebook-timeout", type=float, default=300,
+                       help="seconds for all of a notebook's cells (default 300)")
+    grade.set_defaults(func=cmd_grade)
 
     data = sub.add_parser("data", help="which datasets are available offline, from where")
     data.add_argument("action", nargs="?", choices=("list", "build-embedded"),

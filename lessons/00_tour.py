@@ -181,21 +181,43 @@ def reconstruction_loss(model, batch):
 
 # %%
 def check_reconstruction_loss(loss_fn):
+    ex = aelab.exercises  # the probes: gradients, untouched inputs, one fit step
     torch.manual_seed(0)
     net, X = aelab.models.ConvAutoencoder(), torch.rand(4, 1, 28, 28)
-    want = ((net(X) - X) ** 2).mean()
+    X_hat = net(X).detach()
     got = lambda: answer(loss_fn(net, (X,)))  # noqa: E731
+    net64, X64 = aelab.models.ConvAutoencoder().double(), X.double()
+    in_float64 = lambda: answer(loss_fn(net64, (X64,)))  # noqa: E731
+    snapshot = ex.Snapshot(net, X)  # before the first call
     return check("Exercise", [
-        (lambda: got().dim() == 0, "return one number for the batch (a mean)"),
-        (lambda: not close(got(), (net(X) - X).abs().mean()), "that is the mean "
+        (got, "it must run on a model and a batch (X,) of 4 images, 1x28x28 each"),
+        (lambda: torch.is_tensor(got()), "return a tensor (what F.mse_loss gives), "
+         "not a Python number: no .item() or float()"),
+        (lambda: got().dim() == 0, "return one number for the batch (a mean): a "
+         "0-d tensor"),
+        (snapshot.unchanged, "leave X and the model as they are: "
+         "compute X_hat = model(X) and change nothing in place"),
+        (lambda: not close(got(), (X_hat - X).abs().mean()), "that is the mean "
          "ABSOLUTE error: square the differences instead"),
-        (lambda: close(got(), want), "return the mean of (model(X) - X) ** 2"),
-    ], done="the mean squared error between X and model(X)")
+        (lambda: not close(got(), ((X_hat - X) ** 2).sum()), "that is the SUM of "
+         "the squared errors: take their mean (F.mse_loss)"),
+        (lambda: close(got(), ((X_hat - X) ** 2).mean()),
+         "return the mean of (model(X) - X) ** 2"),
+        (lambda: not ex.no_gradient(got(), net), "no gradient reaches the model's "
+         "weights: return the loss tensor itself (no .item(), .detach() or "
+         "torch.tensor(...))"),
+        (lambda: in_float64().dtype == torch.float64 and close(
+            in_float64(), ((net64(X64) - X64) ** 2).mean()),
+         "keep the input's dtype (float64 here): no .float(), no new tensors of a "
+         "fixed dtype"),
+        (lambda: ex.one_step(aelab.models.ConvAutoencoder(), (X,), loss_fn),
+         "aelab.fit cannot train on it: return F.mse_loss(model(X), X)"),
+    ], done="the mean squared error between X and model(X)", code=loss_fn)
 
 
 check_reconstruction_loss(reconstruction_loss)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def reconstruction_loss(model, batch):
     X, = batch
     X_hat = model(X)
@@ -236,8 +258,8 @@ fig = plot.loss_curves({"autoencoder": history})
 # %%
 X_test = test.X[:512].float() / 255
 X_hat = aelab.predict(model, test.X[:512])
-check = metrics.check_reconstruction(X_test, X_hat)
-print(check.message)
+health = metrics.reconstruction_health(X_test, X_hat)
+print(health.message)
 print(history.problem() or "The training loss went down.")
 
 # %% [markdown]

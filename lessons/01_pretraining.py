@@ -198,13 +198,24 @@ def sparse_loss(model, batch, lam):
 
 # %%
 def check_sparse_loss(sparse_loss):
+    ex = aelab.exercises  # the probes: gradients, untouched inputs, one fit step
     torch.manual_seed(0)
     model, X = ConvAutoencoder(widths=(8, 4, 4)), torch.rand(4, 1, 28, 28)
     z = model.encode(X)  # 4x3x3: decode needs the input's size to get to 28x28
     mse, l1 = F.mse_loss(model(X), X), z.abs().mean()
-    loss = lambda lam: answer(sparse_loss(model, (X,), lam))  # noqa: E731
+    loss = lambda lam, X=X, model=model: answer(  # noqa: E731
+        sparse_loss(model, (X,), lam))
+    model64, X64 = copy.deepcopy(model).double(), X.double()
+    X20 = torch.rand(4, 1, 20, 20)  # another size: 20 -> 10 -> 5 -> 2
+    snapshot = ex.Snapshot(model, X)  # before the first call
     return check("Exercise 1", [
+        (lambda: loss(0.5), "it must run on a 3-stage autoencoder (a 3x3 code): "
+         "decode with model.decode(z, X.shape[-2:])"),
+        (lambda: torch.is_tensor(loss(0.5)), "return a tensor, not a Python "
+         "number: no .item() or float()"),
         (lambda: loss(0.0).dim() == 0, "return one number (a 0-d tensor, a mean)"),
+        (snapshot.unchanged, "leave X and the model "
+         "as they are: change nothing in place"),
         (lambda: close(loss(0.0), mse), "with lam = 0 it must be the MSE between "
          "model.decode(z, X.shape[-2:]) and X"),
         (lambda: not close(loss(0.5), mse), "the L1 term is missing: add lam "
@@ -213,7 +224,19 @@ def check_sparse_loss(sparse_loss):
          "of |z|, not its sum (a sum makes lam depend on the code's size)"),
         (lambda: close(loss(0.5), mse + 0.5 * l1), "the L1 term should be lam * "
          "z.abs().mean(), with z = model.encode(X)"),
-    ], done="MSE + lam * mean|z|, and it works for any depth")
+        (lambda: close(loss(0.0, X20), F.mse_loss(model(X20), X20)), "it must "
+         "work for other image sizes (20x20 here): decode with model.decode(z, "
+         "X.shape[-2:]), not a fixed 28x28"),
+        (lambda: ex.same_gradients(loss(0.5), mse + 0.5 * l1, model), "the right "
+         "value, but not the gradient: keep both terms tensors (no .item(), "
+         "float(), .detach() or torch.tensor(...))"),
+        (lambda: loss(0.5, X64, model64).dtype == torch.float64, "keep the input's "
+         "dtype (float64 here): no .float(), no new tensors of a fixed dtype"),
+        (lambda: ex.one_step([ConvAutoencoder(widths=(8, 4, 4)) for _ in range(2)],
+                             [(X,)] * 2, lambda m, batch: sparse_loss(m, batch, 0.1)),
+         "aelab.fit_many cannot train on it: return MSE + lam * z.abs().mean() "
+         "as one tensor"),
+    ], done="MSE + lam * mean|z|, and it works for any depth", code=sparse_loss)
 
 
 check_sparse_loss(sparse_loss)
@@ -221,7 +244,7 @@ check_sparse_loss(sparse_loss)
 # %% [markdown]
 # *Solution (instructors can hide cells tagged `solution`):*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def sparse_loss(model, batch, lam):
     X, = batch
     z = model.encode(X)
@@ -426,31 +449,43 @@ def freeze(encoder):
 
 # %%
 def check_freeze(freeze):
+    ex = aelab.exercises  # the probes: untouched weights, the frozen state
+    torch.manual_seed(0)
     encoder = ConvAutoencoder().encoder.train()
-    before = copy.deepcopy(encoder.state_dict())
+    weights = copy.deepcopy(encoder.state_dict())
+    X = torch.rand(4, 1, 28, 28)
 
-    def one_step():
+    def one_step():  # a head learns on top of the frozen encoder
         head = nn.Sequential(encoder, nn.Flatten(), nn.Linear(196, 10))
         trainable = [p for p in head.parameters() if p.requires_grad]
         opt = torch.optim.SGD(trainable, lr=1.0)
-        F.cross_entropy(head(torch.rand(4, 1, 28, 28)), torch.arange(4)).backward()
+        F.cross_entropy(head(X), torch.arange(4)).backward()
         opt.step()
-        return all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+        return all(torch.equal(weights[k], v) for k, v in encoder.state_dict().items())
 
     return check("Exercise 2", [
+        (lambda: answer(freeze(encoder)), "it must run on an encoder (an "
+         "nn.Sequential) and return it"),
         (lambda: answer(freeze(encoder)) is encoder, "return the encoder you were "
-         "given, frozen (not a copy, not None)"),
+         "given, frozen (not a copy, not a new module around it)"),
+        (lambda: all(torch.equal(weights[k], v)
+                     for k, v in encoder.state_dict().items()),
+         "freezing must leave the weights as they are: only stop their gradients"),
         (lambda: not any(p.requires_grad for p in encoder.parameters()),
-         "some parameters still have requires_grad=True: set it to False for all"),
-        (lambda: not encoder.training, "also call encoder.eval(), so dropout and "
-         "BatchNorm layers stop changing"),
+         "some parameters still have requires_grad=True: set it to False for all "
+         "(encoder.requires_grad_(False))"),
+        (lambda: ex.frozen(encoder), "call encoder.eval(): it puts every layer in "
+         "eval mode (encoder.training = False reaches the top module only)"),
         (one_step, "the encoder's weights moved in a training step of the head"),
-    ], done="no parameter of the encoder moves while its head trains")
+        (lambda: frozen_features(freeze(ConvAutoencoder().encoder), X).shape[0] == 4,
+         "frozen_features refuses the encoder it returns: freeze every parameter "
+         "and call .eval()"),
+    ], done="no parameter of the encoder moves while its head trains", code=freeze)
 
 
 check_freeze(freeze)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def freeze(encoder):
     for p in encoder.parameters():
         p.requires_grad = False

@@ -321,22 +321,42 @@ def soi(X, X_hat):
 
 # %%
 def check_soi(soi):
+    ex = aelab.exercises  # the probes: untouched inputs
     g = torch.Generator().manual_seed(0)
     X, X_hat = torch.rand(6, 1, 8, 8, generator=g), torch.rand(6, 1, 8, 8, generator=g)
+    X += torch.arange(6.0).view(6, 1, 1, 1) / 4  # each image its own brightness
     got = lambda a, b: answer(soi(a, b))  # noqa: E731
+    ref = metrics.scale_offset_invariant
+    X64, X_hat64 = X.double(), X_hat.double()  # .double() returns these themselves
+    X3 = torch.rand(6, 3, 5, 5, generator=g)  # another shape: colour, 5x5
+    snapshot = ex.Snapshot(X64, X_hat64)
     return check("Exercise 1", [
+        (lambda: got(X, X_hat), "it must run on two batches of 6 images, 1x8x8"),
         (lambda: torch.is_tensor(got(X, X_hat)) and got(X, X_hat).shape == (6,),
          "return a tensor with one distance per image (shape [N])"),
-        (lambda: close(got(X, 3 * X + 0.5), torch.zeros(6), atol=1e-6),
+        (lambda: got(X64, X_hat64) is not None and snapshot.unchanged(), "leave X "
+         "and X_hat as they are: no in-place -= or sub_() on them (with float64 "
+         "inputs .double() does not copy)"),
+        (lambda: close(got(X64, 3 * X64 + 0.5), torch.zeros(6), atol=1e-6),
          "an affine copy a*x + b of the image must be at distance 0: fit a and b"),
         (lambda: not close(got(X, X_hat), metrics.euclidean(X, X_hat)),
          "that is the plain Euclidean distance: centre the images and scale x_hat"),
-        (lambda: close(got(X, X_hat), metrics.scale_offset_invariant(X, X_hat)),
-         "the values differ from the least-squares fit: a = <xc, hc> / <hc, hc>"),
+        (lambda: not close(got(X, X_hat), ref(X_hat, X)), "you scaled x to fit "
+         "x_hat: scale the reconstruction, a * x_hat + b, to fit the image x"),
+        (lambda: close(got(X, X_hat), ref(X, X_hat)), "the values differ from the "
+         "least-squares fit: centre each image by its own mean (x.mean(1, "
+         "keepdim=True)), then a = <xc, hc> / <hc, hc>"),
         (lambda: close(got(X, torch.full_like(X, 0.3)),
                        (X - X.mean((1, 2, 3), keepdim=True)).flatten(1).norm(dim=1)),
          "a constant x_hat cannot be scaled: use a = 0 there (no division by 0)"),
-    ], done="SOI matches the least-squares distance, constant images included")
+        (lambda: close(got(X3, X3.flip(0)), ref(X3, X3.flip(0))), "it must work "
+         "for any image shape (3x5x5 here): flatten with X.flatten(1), no fixed "
+         "sizes"),
+        (lambda: close(got(X.bfloat16(), X_hat.bfloat16()), ref(X, X_hat),
+                       rtol=2e-2), "it must work for bfloat16 images too: compute "
+         "in x and h, the float64 copies the first line makes"),
+    ], done="SOI matches the least-squares distance, constant images included",
+        code=soi)
 
 
 check_soi(soi)
@@ -344,7 +364,7 @@ check_soi(soi)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def soi(X, X_hat):
     x, h = X.flatten(1).double(), X_hat.flatten(1).double()
     xc, hc = x - x.mean(1, keepdim=True), h - h.mean(1, keepdim=True)
@@ -597,13 +617,29 @@ def decoder_only(autoencoder, encoder):
 
 # %%
 def check_decoder_only(decoder_only):
+    ex = aelab.exercises  # the probes: untouched inputs, frozen, one fit step
     torch.manual_seed(0)
     ae, tuned = ConvAutoencoder(), ConvAutoencoder().encoder
     before = copy.deepcopy(tuned.state_dict())
     out = lambda: answer(decoder_only(ae, tuned))  # noqa: E731
+    snapshot = ex.Snapshot(ae, tuned)  # before the first call
+
+    def one_step():  # phase (d): the decoder learns, the encoder stays put
+        new = out()
+        enc, dec = (copy.deepcopy(m.state_dict()) for m in (new.encoder, new.decoder))
+        ex.one_step(new, (torch.rand(8, 1, 28, 28),),
+                    lambda m, batch: F.mse_loss(m(batch[0]), batch[0]))
+        moved = lambda old, m: any(not torch.equal(old[k], v)  # noqa: E731
+                                   for k, v in m.state_dict().items())
+        return not moved(enc, new.encoder) and moved(dec, new.decoder)
+
     return check("Exercise 2", [
+        (out, "it must run on an autoencoder and an encoder, and return the new "
+         "autoencoder"),
         (lambda: isinstance(out(), ConvAutoencoder), "return an autoencoder (a copy "
          "of the one given, with the new encoder)"),
+        (snapshot.unchanged, "leave the autoencoder and the "
+         "encoder you were given as they are: copy.deepcopy both, change the copies"),
         (lambda: out() is not ae and out().encoder is not tuned,
          "work on copies: copy.deepcopy the autoencoder and the encoder"),
         (lambda: all(torch.equal(before[k], v) for k, v in
@@ -611,16 +647,19 @@ def check_decoder_only(decoder_only):
          "its encoder must hold the fine-tuned encoder's weights"),
         (lambda: not any(p.requires_grad for p in out().encoder.parameters()),
          "freeze the encoder: requires_grad_(False) on its parameters"),
-        (lambda: all(p.requires_grad for p in out().decoder.parameters()),
+        (lambda: ex.frozen(out().encoder), "put the encoder in eval mode too: "
+         "call .eval() on it"),
+        (lambda: ex.trainable(out().decoder),
          "the decoder must still learn: leave its requires_grad on"),
-        (lambda: all(p.requires_grad for p in ae.parameters()),
-         "the autoencoder you were given changed: freeze the copy, not it"),
-    ], done="a frozen fine-tuned encoder under a decoder that learns")
+        (one_step, "in a training step the encoder must stay put and the decoder "
+         "learn: freeze the encoder only"),
+    ], done="a frozen fine-tuned encoder under a decoder that learns",
+        code=decoder_only)
 
 
 check_decoder_only(decoder_only)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def decoder_only(autoencoder, encoder):
     new = copy.deepcopy(autoencoder)
     new.encoder = copy.deepcopy(encoder).requires_grad_(False).eval()

@@ -228,29 +228,67 @@ def denoising_loss(kind, level):
 
 # %%
 def check_denoising_loss(denoising_loss):
+    ex = aelab.exercises  # the probes: gradients, untouched inputs, one fit step
     X = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     identity = nn.Identity()
 
-    def got(kind="small_blocks", level=0.25, seed=0):
+    class Probe(nn.Module):  # y = w x + b, noting what it was shown
+        def __init__(self):
+            super().__init__()
+            self.w, self.b = nn.Parameter(torch.tensor(0.5)), nn.Parameter(
+                torch.tensor(0.25))
+
+        def forward(self, X_in):
+            self.seen = X_in.detach().clone()
+            return self.w * X_in + self.b
+
+    probe = Probe()
+
+    def got(kind="small_blocks", level=0.25, seed=0, model=identity, X=X):
         torch.manual_seed(seed)
-        return answer(denoising_loss(kind, level)(identity, (X,)))
+        return answer(denoising_loss(kind, level)(model, (X,)))
 
     def want(kind="small_blocks", level=0.25, seed=0):
         torch.manual_seed(seed)
         return F.mse_loss(corrupt(X, kind, level), X)
 
+    def target_is_clean():  # a model that is not the identity tells them apart
+        loss = got(model=probe)
+        return close(loss, F.mse_loss(probe.w * probe.seen + probe.b, X))
+
+    def fresh():  # the same loss_fn, two batches: two corruptions
+        loss_fn = answer(denoising_loss("small_blocks", 0.25))
+        return not close(loss_fn(identity, (X,)), loss_fn(identity, (X,)))
+
+    snapshot = ex.Snapshot(X)  # before the first call
     return check("Exercise 1", [
+        (got, "it must run on a model and a batch (X,) of 4 images, 1x28x28 each"),
         (lambda: torch.is_tensor(got()) and got().dim() == 0,
          "return one number: a 0-dimensional tensor (F.mse_loss gives one)"),
+        (snapshot.unchanged, "leave X as it is: corrupt(X, kind, level) returns "
+         "a new tensor, the clean X stays the target"),
         (lambda: got().item() > 0,
          "the loss is 0 for a network that copies its input: corrupt X first"),
+        (lambda: got(model=probe) is not None and not torch.equal(probe.seen, X),
+         "the model saw the clean X: feed it the corrupted images, "
+         "model(corrupt(X, kind, level))"),
         (lambda: close(got(), want()),
          "compare model(corrupt(X, kind, level)) with the clean X, by F.mse_loss"),
+        (target_is_clean, "the target is the clean X: F.mse_loss(model(X_tilde), X), "
+         "not the corrupted images"),
         (lambda: close(got("gaussian", 0.3), want("gaussian", 0.3)),
          "use the kind and level you were given, not fixed ones"),
-        (lambda: not close(got(seed=0), got(seed=1)),
-         "a new corruption for every batch: call corrupt inside loss_fn"),
-    ], done="the network learns to undo the corruption")
+        (fresh, "a new corruption for every batch: call corrupt inside loss_fn"),
+        (lambda: not ex.no_gradient(got(model=probe), probe), "no gradient reaches "
+         "the model's weights: return the loss tensor itself (no .item(), "
+         ".detach() or torch.tensor(...))"),
+        (lambda: got(X=X.double(), model=probe.double()).dtype == torch.float64,
+         "keep the input's dtype (float64 here): no .float(), no new tensors of a "
+         "fixed dtype"),
+        (lambda: ex.one_step(nn.Conv2d(1, 1, 3, padding=1), (X,),
+                             denoising_loss("small_blocks", 0.25)),
+         "aelab.fit cannot train on it: return F.mse_loss(model(X_tilde), X)"),
+    ], done="the network learns to undo the corruption", code=denoising_loss)
 
 
 check_denoising_loss(denoising_loss)
@@ -258,7 +296,7 @@ check_denoising_loss(denoising_loss)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def denoising_loss(kind, level):
     def loss_fn(model, batch):
         X, = batch
@@ -442,11 +480,30 @@ def small_decoder(channels, downsamplings, *, width=8, out_channels=1):
 
 # %%
 def check_small_decoder(small_decoder):
-    def out(c, k, size=28):
-        net = answer(small_decoder(c, k))
+    ex = aelab.exercises  # the probes: a nonlinearity, fresh layers
+
+    def out(c, k, size=28, **kw):
+        net = answer(small_decoder(c, k, **kw))
         return net(torch.zeros(2, c, size // 2 ** k, size // 2 ** k))
 
+    def size(c, k, width=8, out_channels=1):  # the recipe's number of weights
+        convs = [(c if i == 0 else width) * width * 16 + width for i in range(k)]
+        return sum(convs) + (width if k else c) * out_channels * 9 + out_channels
+
+    def count(*args, **kw):
+        return sum(p.numel() for p in answer(small_decoder(*args, **kw)).parameters())
+
+    def nonlinear():
+        net = answer(small_decoder(16, 2))
+        return not ex.is_affine(net, torch.zeros(2, 16, 7, 7))
+
+    def fresh():  # one decoder per layer: two calls share no weights
+        a, b = answer(small_decoder(16, 1)), answer(small_decoder(16, 1))
+        return not {id(p) for p in a.parameters()} & {id(p) for p in b.parameters()}
+
     return check("Exercise 2", [
+        (lambda: small_decoder(8, 0), "it must run for a layer of 8 channels and "
+         "no halving (small_decoder(8, 0))"),
         (lambda: isinstance(answer(small_decoder(8, 0)), nn.Module),
          "return an nn.Module (nn.Sequential of the layers)"),
         (lambda: out(8, 0).shape == (2, 1, 28, 28),
@@ -455,16 +512,31 @@ def check_small_decoder(small_decoder):
          == (2, 1, 28, 28), "each halving needs one ConvTranspose2d(c, width, 4, "
          "stride=2, padding=1): 7x7 -> 14x14 -> 28x28"),
         (lambda: answer(small_decoder(32, 2, out_channels=3))(
-            torch.zeros(1, 32, 8, 8)).shape == (1, 3, 32, 32),
+            torch.zeros(1, 32, 7, 7)).shape == (1, 3, 28, 28),
          "end with out_channels maps (3 for colour images)"),
-        (lambda: sum(p.numel() for p in answer(small_decoder(32, 2)).parameters())
-         < 10_000, "keep it small: width channels in the hidden layers"),
-    ], done="one small decoder per layer, the same recipe for all")
+        (lambda: all(out(16, k, s).shape[-1] == s for k in (1, 2) for s in (20, 32)),
+         "no fixed image size: each halving doubles whatever size comes in "
+         "(5x5 -> 10x10 -> 20x20 too)"),
+        (nonlinear, "add an nn.ReLU() after each ConvTranspose2d: without it the "
+         "layers add up to one linear map"),
+        (lambda: all(m.out_channels == 4 for m in answer(small_decoder(16, 2, width=4))
+                     if isinstance(m, nn.ConvTranspose2d)),
+         "use the width argument for the hidden channels, not a fixed number"),
+        (lambda: count(32, 2) < 10_000, "keep it small: width channels in the "
+         "hidden layers"),
+        (lambda: count(16, 1) == size(16, 1) and count(32, 2, width=4)
+         == size(32, 2, width=4), "follow the recipe: ConvTranspose2d(c, width, 4, "
+         "stride=2, padding=1) + ReLU per halving, then Conv2d(c, out_channels, 3, "
+         "padding=1)"),
+        (fresh, "build new layers at every call: each encoder layer gets its own "
+         "decoder to train"),
+    ], done="one small decoder per layer, the same recipe for all",
+        code=small_decoder)
 
 
 check_small_decoder(small_decoder)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def small_decoder(channels, downsamplings, *, width=8, out_channels=1):
     layers, c = [], channels
     for _ in range(downsamplings):  # c x h x w -> width x 2h x 2w

@@ -256,17 +256,22 @@ def denoising_loss(model, batch):
 
 # %%
 def check_denoising_loss(denoising_loss):
+    ex = aelab.exercises  # the probes: gradients, untouched inputs, one fit step
     torch.manual_seed(0)
-    X, logits = torch.rand(64, 50), torch.randn(64, 50)
+    X, logits = torch.rand(128, 200) * 0.9 + 0.05, torch.randn(128, 200)
 
-    class Probe(nn.Module):
+    class Probe(nn.Module):  # returns fixed logits (times a weight, 1), notes X_in
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(1.0))
+
         def forward(self, X_in):
             self.seen = X_in
-            return logits
+            return self.scale * logits.to(X_in.device, X_in.dtype)
 
     probe = Probe()
 
-    def run():  # the student's loss, and what the model saw
+    def run(X=X):  # the student's loss, and what the model saw
         return answer(denoising_loss(probe, (X,))), probe.seen
 
     def masked_or_kept(seen):
@@ -276,20 +281,43 @@ def check_denoising_loss(denoising_loss):
         loss, seen = run()
         return not close(loss, F.binary_cross_entropy_with_logits(logits, seen))
 
+    def per_input():  # each image and each pixel masked on its own, not together
+        dropped = (run()[1] == 0).float()
+        return all(bool((share - MASK).abs().max() < 0.2)
+                   for share in (dropped.mean(1), dropped.mean(0)))
+
+    snapshot = ex.Snapshot(X)  # before the first call
+    daes = [nn.Sequential(nn.Linear(200, 8), nn.Sigmoid(), nn.Linear(8, 200))
+            for _ in range(2)]
     return check("Exercise 1", [
+        (run, "it must run on a model and a batch (X,) of 128 inputs"),
         (lambda: run()[0].dim() == 0, "return one number (a 0-d tensor, a mean)"),
+        (snapshot.unchanged, "leave X as it is: X_tilde = X * mask is a new tensor "
+         "(X[mask] = 0 would also change the target and the data)"),
         (lambda: not torch.equal(run()[1], X), "the model saw the clean X: corrupt "
          "it first, X_tilde = X * (torch.rand_like(X) >= MASK)"),
         (lambda: bool(masked_or_kept(run()[1]).all()), "masking noise sets "
          "some inputs to 0 and leaves the others unchanged (no added noise)"),
         (lambda: abs((run()[1] == 0).float().mean().item() - MASK) < 0.05,
          f"set a share MASK = {MASK} of the inputs to 0 (each with probability MASK)"),
+        (per_input, "draw the mask for every input of every image "
+         "(torch.rand_like(X)), not one decision per image or per pixel position"),
         (lambda: not close(run()[0], F.mse_loss(logits, X)), "use the binary "
          "cross-entropy, not the MSE: the inputs lie in [0, 1]"),
         (target_is_clean, "the target is the clean X, not the corrupted input"),
         (lambda: close(run()[0], F.binary_cross_entropy_with_logits(logits, X)),
          "return F.binary_cross_entropy_with_logits(model(X_tilde), X)"),
-    ], done="masking noise in, the clean input as the target")
+        (lambda: not ex.no_gradient(run()[0], probe), "no gradient reaches the "
+         "model's weights: return the loss tensor itself (no .item(), .detach() "
+         "or torch.tensor(...))"),
+        (lambda: run(X.double())[0].dtype == torch.float64, "keep the input's "
+         "dtype (float64 here): no .float(), no new tensors of a fixed dtype"),
+        (lambda: run(X.to("meta")), "make the mask on X's device: torch.rand_like(X), "
+         "not torch.rand(X.shape) (that one is always on the CPU)"),
+        (lambda: ex.one_step(daes, [(X,)] * 2, denoising_loss),
+         "aelab.fit_many cannot train on it: return "
+         "F.binary_cross_entropy_with_logits(model(X_tilde), X)"),
+    ], done="masking noise in, the clean input as the target", code=denoising_loss)
 
 
 check_denoising_loss(denoising_loss)
@@ -297,7 +325,7 @@ check_denoising_loss(denoising_loss)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def denoising_loss(model, batch):
     X, = batch
     X_tilde = X * (torch.rand_like(X) >= MASK)  # masking noise
@@ -342,17 +370,21 @@ def greedy_pretrain(X, widths, seeds, train_daes):
 
 # %%
 def check_greedy(greedy_pretrain):
+    ex = aelab.exercises  # the probes: untouched inputs, one fit_many per layer
     X, calls = torch.rand(6, 12), []
 
-    def fake_train(codes, width, layer):
+    def fake_train(codes, width, layer, steps=0):
         torch.manual_seed(layer)
         daes = [dae(c.shape[1], width) for c in codes]
         calls.append((list(codes), width, layer, daes))
+        if steps:  # train for real, as the lesson's train_daes does
+            ex.one_step(daes, [(c,) for c in codes], lambda m, batch: (
+                F.binary_cross_entropy_with_logits(m(batch[0]), batch[0])))
         return daes
 
-    def stacks():
+    def stacks(train=fake_train):
         calls.clear()
-        out = greedy_pretrain(X, (5, 4, 3), [7, 8], fake_train)
+        out = greedy_pretrain(X, (5, 4, 3), [7, 8], train)
         return answer(out if calls else None)  # no layer trained: not answered yet
 
     def learns_from_codes():  # layer k + 1 got what layer k's encoder made
@@ -364,7 +396,11 @@ def check_greedy(greedy_pretrain):
                     return False
         return True
 
+    snapshot = ex.Snapshot(X)  # before the first call
     return check("Exercise 2", [
+        (stacks, "it must run on 6 inputs, widths (5, 4, 3) and seeds [7, 8]"),
+        (snapshot.unchanged, "leave X as it is: the next layer's codes are new "
+         "tensors, codes[i] = encode(daes[i][0], codes[i])"),
         (lambda: sorted(stacks()) == [7, 8] and all(len(s) == 3 for s in
                                                     stacks().values()),
          "return {seed: [one layer per width]} for every seed"),
@@ -375,15 +411,22 @@ def check_greedy(greedy_pretrain):
         (learns_from_codes,
          "each layer must learn from the codes of the layer below: "
          "codes[i] = encode(daes[i][0], codes[i])"),
+        (lambda: stacks() and not any(c.requires_grad for call in calls
+                                      for c in call[0]),
+         "compute the codes with encode(daes[i][0], codes[i]): it runs under "
+         "no_grad, so that the next layer does not train through this one"),
         (lambda: all(s[k] is calls[k][3][i][0] for i, s in enumerate(stacks().values())
                      for k in range(3)),
          "keep each DAE's encoder layer, daes[i][0], in its seed's stack"),
-    ], done="each layer is a DAE trained on the codes of the one below")
+        (lambda: stacks(functools.partial(fake_train, steps=1)), "fit_many cannot "
+         "train the next layer on these codes: make them with encode(...)"),
+    ], done="each layer is a DAE trained on the codes of the one below",
+        code=greedy_pretrain)
 
 
 check_greedy(greedy_pretrain)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def greedy_pretrain(X, widths, seeds, train_daes):
     """{seed: [encoder layer 1, layer 2, ...]}, each layer trained as a DAE on
     the codes of the layers below it."""

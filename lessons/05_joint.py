@@ -337,6 +337,7 @@ def unpool_with_switches(X, switches, output_size):
 
 # %%
 def check_unpool(unpool_with_switches):
+    ex = aelab.exercises  # the probes: gradients, dtypes, one fit_many step
     torch.manual_seed(0)
     X6, X7 = torch.rand(2, 3, 6, 6), torch.rand(2, 3, 7, 7)
 
@@ -354,9 +355,44 @@ def check_unpool(unpool_with_switches):
         except RuntimeError:
             return False
 
+    pooled, idx = F.max_pool2d(X6, 2, return_indices=True)
+    snapshot = ex.Snapshot(pooled, idx)  # before the first call
+
+    def untouched():
+        unpool_with_switches(pooled, idx, X6.shape[-2:])
+        return snapshot.unchanged()
+
+    def gradient_flows():  # the decoder learns through the unpooling
+        values = pooled.clone().requires_grad_()
+        out = answer(unpool_with_switches(values, idx, X6.shape[-2:]))
+        return not ex.no_gradient(out.pow(2).sum(), [values])
+
+    def in_dtype(dtype):
+        out = got(X6.to(dtype))
+        return out.dtype == dtype and close(out, want(X6.to(dtype)), rtol=1e-2)
+
+    class Unpool(nn.Module):  # the lesson's KnownSwitches
+        def forward(self, X, switches, output_size):
+            return unpool_with_switches(X, switches, tuple(output_size)[-2:])
+
+    def trains():  # two seeds side by side under vmap, as the study trains them
+        nets = [AugmentedNet(unpool=Unpool(), mode="all", widths=(2, 2))
+                for _ in range(2)]
+        X, y = torch.rand(4, 1, 28, 28), torch.arange(4)
+
+        def loss_fn(model, batch):
+            logits, recons = model(batch[0])
+            return F.cross_entropy(logits, batch[1]) + sum(
+                F.mse_loss(p, t) for t, p in recons)
+        return ex.one_step(nets, [(X, y)] * 2, loss_fn, strategy="vmap")
+
     return check("Exercise 1", [
+        (lambda: got(X6), "it must run on 2x3x3x3 pooled values, their switches and "
+         "output_size (6, 6)"),
         (lambda: torch.is_tensor(got(X6)) and got(X6).shape == X6.shape,
          "return a tensor of shape (N, C, H, W) with output_size's H and W"),
+        (untouched, "leave X and switches as they are: scatter into a new zero "
+         "tensor"),
         (lambda: not close(got(X6), FixedUnpool()(*switch_pool(X6), X6.shape)),
          "that is fixed unpooling (top-left): put each value at its switch"),
         (lambda: close((got(X6) != 0).sum(), F.max_pool2d(X6, 2).numel()),
@@ -365,7 +401,14 @@ def check_unpool(unpool_with_switches):
          "each value goes to the position its switch names, in its own channel"),
         (odd_size_ok,
          "use output_size: a 7x7 map pools to 3x3 and must unpool to 7x7"),
-    ], done="the decoder now knows where each maximum was")
+        (gradient_flows, "keep the graph: the decoder learns through the "
+         "unpooling (no .detach(), .tolist() or torch.tensor(...))"),
+        (lambda: in_dtype(torch.float64) and in_dtype(torch.bfloat16), "build the "
+         "zero planes with X.new_zeros(...), so that dtype and device follow X "
+         "(torch.zeros(...) is float32 on the CPU)"),
+        (trains, "fit_many cannot train through it under vmap (as the study "
+         "does): no .item() or .tolist(), no if on a tensor's value"),
+    ], done="the decoder now knows where each maximum was", code=unpool_with_switches)
 
 
 check_unpool(unpool_with_switches)
@@ -373,7 +416,7 @@ check_unpool(unpool_with_switches)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def unpool_with_switches(X, switches, output_size):
     N, C, h, w = X.shape
     H, W = output_size
@@ -432,6 +475,7 @@ def joint_loss(logits, y, recons, lam, gammas):
 
 # %%
 def check_joint_loss(joint_loss):
+    ex = aelab.exercises  # the probes: gradients, dtypes, one fit_many step
     torch.manual_seed(0)
     logits, y = torch.randn(6, 10), torch.randint(0, 10, (6,))
     recons = [(torch.rand(6, 1, 8, 8), torch.rand(6, 1, 8, 8)),
@@ -439,12 +483,39 @@ def check_joint_loss(joint_loss):
     C = F.cross_entropy(logits, y)
     mse = [F.mse_loss(p, t) for t, p in recons]
 
-    def got(lam=0.5, gammas=(1.0, 3.0), pairs=recons):
+    def got(lam=0.5, gammas=(1.0, 3.0), pairs=recons, logits=logits):
         return answer(joint_loss(logits, y, pairs, lam, list(gammas)))
 
+    def same_gradients():  # every term must train: logits, targets, predictions
+        leaves = [logits.clone().requires_grad_()] + [
+            t.clone().requires_grad_() for pair in recons for t in pair]
+        pairs = [tuple(leaves[1 + 2 * i: 3 + 2 * i]) for i in range(len(recons))]
+        want = F.cross_entropy(leaves[0], y) + 0.5 * (
+            F.mse_loss(pairs[0][1], pairs[0][0]) + 3.0 * F.mse_loss(*pairs[1][::-1]))
+        return ex.same_gradients(got(pairs=pairs, logits=leaves[0]), want, leaves)
+
+    def in_float64():
+        pairs = [(t.double(), p.double()) for t, p in recons]
+        return got(pairs=pairs, logits=logits.double()).dtype == torch.float64
+
+    def trains():  # two seeds side by side under vmap, as the study trains them
+        nets = [AugmentedNet(unpool=KnownSwitches(), mode="all", widths=(2, 2))
+                for _ in range(2)]
+        X, y = torch.rand(4, 1, 28, 28), torch.arange(4)
+
+        def loss_fn(model, batch):
+            logits, pairs = model(batch[0])
+            return joint_loss(logits, batch[1], pairs, 1.0, [1.0] * len(pairs))
+        return ex.one_step(nets, [(X, y)] * 2, loss_fn, strategy="vmap")
+
+    snapshot = ex.Snapshot(logits, y, recons)  # before the first call
     return check("Exercise 2", [
+        (got, "it must run on logits (6x10), labels y and two (target, prediction) "
+         "pairs"),
         (lambda: torch.is_tensor(got()) and got().dim() == 0,
          "return one number: a 0-dimensional tensor"),
+        (snapshot.unchanged, "leave the logits, labels and pairs as they are: "
+         "nothing in place"),
         (lambda: close(got(lam=0.0), C),
          "with lam = 0 it is the cross-entropy alone: F.cross_entropy(logits, y)"),
         (lambda: close(got(pairs=recons[:1], gammas=(1.0,)), C + 0.5 * mse[0]),
@@ -454,7 +525,13 @@ def check_joint_loss(joint_loss):
          "sum the errors of every (target, prediction) pair, not only the first"),
         (lambda: close(got(), C + 0.5 * (mse[0] + 3.0 * mse[1])),
          "weigh pair l's error by gammas[l]"),
-    ], done="C + lam * sum_l gamma_l * mse(a^_l, a_l)")
+        (same_gradients, "the right value, but not the gradient: keep every term "
+         "a tensor (no .item(), float(), .detach() or torch.tensor([...]))"),
+        (in_float64, "keep the inputs' dtype (float64 here): multiply by the "
+         "Python floats gammas[l], no torch.tensor(gammas) of a fixed dtype"),
+        (trains, "fit_many cannot train on it under vmap: no .item(), no if on a "
+         "tensor's value, one tensor C + lam * U"),
+    ], done="C + lam * sum_l gamma_l * mse(a^_l, a_l)", code=joint_loss)
 
 
 check_joint_loss(joint_loss)
@@ -462,7 +539,7 @@ check_joint_loss(joint_loss)
 # %% [markdown]
 # *Solution:*
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def joint_loss(logits, y, recons, lam, gammas):
     U = sum(g * F.mse_loss(pred, target) for g, (target, pred) in zip(gammas, recons))
     return F.cross_entropy(logits, y) + lam * U

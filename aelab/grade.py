@@ -1,0 +1,276 @@
+"""Grading a class's notebooks: `aelab grade SUBMISSIONS... [--out grades.csv]`.
+
+Each submitted notebook (.ipynb, or a lesson's .py) runs headless in a fresh
+kernel, in the fast profile, offline, in its own temporary working directory
+with its own empty cache (so it cannot change the lessons, the other
+submissions or the instructor's cache). Its own code cells run up to its last
+exercise, except the cells that train on an answer (those that call
+`.require()`); then the lesson's checks, taken from the instructor's copy of the
+lesson (not from the submission), are run on the student's functions, one
+kernel call per exercise, each with a time limit. One row per (notebook,
+exercise): passed or not, and the one-line hint the student got.
+
+A notebook that hangs or kills its kernel costs its own rows, never the run;
+one that writes more than `max_file_mb` to a file gets an OSError in its own
+kernel (RLIMIT_FSIZE), and the row shows it. Trust: a submission is code, and it runs
+as the user who grades it, as in nbgrader; grade on a machine (or account) that
+holds nothing a student's code must not read.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import re
+import resource
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+from aelab import runner
+
+MARK = "AELAB-GRADE "  # the line the grading call prints, then its JSON
+
+
+@dataclass(frozen=True)
+class Row:
+    notebook: str
+    exercise: str
+    passed: bool
+    hint: str
+
+
+def _calls(source: str) -> list[tuple[str, str]]:
+    """The (check, answer) pairs a cell calls at top level: check_x(x)."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return []
+    return [(node.value.func.id, node.value.args[0].id) for node in body
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id.startswith("check_") and len(node.value.args) == 1
+            and isinstance(node.value.args[0], ast.Name)]
+
+
+def _defines_check(source: str) -> bool:
+    return bool(re.search(r"^def check_\w+\(", source, re.MULTILINE))
+
+
+def exercises(lesson: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """A reference lesson's check cells and its (check, answer) pairs, in order."""
+    import jupytext
+
+    cells = [c.source for c in jupytext.read(lesson).cells if c.cell_type == "code"]
+    pairs = []
+    for src in cells:
+        pairs += [p for p in _calls(src) if p not in pairs]
+    return [_definitions(src) for src in cells if _defines_check(src)], pairs
+
+
+def _definitions(source: str) -> str:
+    """A check cell without its top-level calls of the check: only what it
+    defines (the grading calls come one by one, each with its time limit)."""
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not (
+        isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))]
+    return ast.unparse(tree)
+
+
+def which_lesson(sources: list[str], lessons: dict[str, Path]) -> Path | None:
+    """The reference lesson whose exercises the submission calls the most."""
+    called = {p for src in sources for p in _calls(src)}
+    scores = {path: len(called & set(exercises(path)[1])) for path in lessons.values()}
+    best = max(scores, key=scores.get, default=None)
+    return best if best is not None and scores[best] > 0 else None
+
+
+def _drain(stream, logfile: Path) -> None:
+    """Keep the kernel's stderr in a log, quietly (a class's worth of kernels)."""
+    def pump():
+        with open(logfile, "wb") as log:
+            for raw in iter(stream.readline, b""):
+                log.write(raw)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+class _Kernel(runner._Kernel):
+    """runner's kernel, started with a cap on the size of any file it writes
+    (a submission that fills the disk kills only its own kernel)."""
+
+    def __init__(self, *, cwd: Path, stderr_log: Path, max_file_mb: int):
+        import subprocess
+
+        from jupyter_client.manager import KernelManager
+
+        limit = max_file_mb * 2 ** 20
+
+        def cap():  # in the kernel's process, before it starts
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd), stderr=subprocess.PIPE, preexec_fn=cap)
+        _drain(self.km.provisioner.process.stderr, stderr_log)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+
+def _responsive(kernel, wait: float = 10) -> bool:
+    """The kernel answers again after an interrupt (a loop may swallow it)."""
+    import nbformat
+
+    return kernel.execute(nbformat.v4.new_code_cell("pass"), wait) is None
+
+
+def _grading_call(check: str, answer: str) -> str:
+    return (f"import json as _json\n"
+            f"try:\n"
+            f"    _c = {check}(globals().get({answer!r}))\n"
+            f"    _row = [_c.name, bool(_c.ok), _c.message]\n"
+            f"except Exception as _e:\n"
+            f"    _row = ['', False, 'the check could not run (' + type(_e).__name__"
+            f" + '): the cells it needs were changed or deleted']\n"
+            f"print({MARK!r} + _json.dumps(_row))\n")
+
+
+def grade_notebook(path: Path, lessons: dict[str, Path], *, timeout: float = 60,
+                   notebook_timeout: float = 300, max_file_mb: int = 100,
+                   log=None) -> list[Row]:
+    """The rows of one submission (see the module's docstring)."""
+    import jupytext
+    import nbformat
+
+    log = log or (lambda line: None)
+    name = str(path)
+    try:
+        nb = jupytext.read(path)
+    except Exception as err:  # noqa: BLE001 - an unreadable file is its own row
+        return [Row(name, "", False, f"cannot read the notebook ({type(err).__name__})"
+                                     ": submit the .ipynb or .py as saved")]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    lesson = which_lesson([c.source for c in code], lessons)
+    if lesson is None:
+        return [Row(name, "", False, "no exercise of a lesson found in it: is it one "
+                                     "of the lessons' notebooks?")]
+    checks, pairs = exercises(lesson)
+    last = max((i for i, c in enumerate(code) if _calls(c.source)), default=-1)
+    own = [c for c in code[:last + 1] if ".require()" not in c.source]
+    work = Path(tempfile.mkdtemp(prefix="aelab-grade-"))
+    shutil.copy(path, work / path.name)
+    rows, trouble = [], ""
+    kernel = None
+    # The kernel inherits this environment: fast, offline, a cache of its own.
+    env = dict(AELAB_PROFILE="fast", AELAB_OFFLINE="1",
+               AELAB_CACHE=str(work / "cache"), AELAB_OUT=str(work / "out"))
+    try:
+        with mock.patch.dict(os.environ, env):
+            kernel = _Kernel(cwd=work, stderr_log=work / "kernel.log",
+                             max_file_mb=max_file_mb)
+        # torch and aelab first, outside the student's time (a cold import alone
+        # can take tens of seconds on a loaded machine)
+        kernel.execute(nbformat.v4.new_code_cell("import aelab"), 300)
+        deadline = time.monotonic() + notebook_timeout
+        for cell in own:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                trouble = f"its cells ran past {notebook_timeout:g} s"
+                break
+            error = kernel.execute(cell, min(timeout, left))
+            if error and "longer than" in error and not _responsive(kernel):
+                kernel.km.shutdown_kernel(now=True)
+                trouble = "a cell did not stop when interrupted"
+                break
+            if error and ("kernel died" in error or "longer than" in error):
+                trouble = ("its kernel died (out of memory?)" if "died" in error else
+                           f"a cell ran longer than {min(timeout, left):g} s")
+                if "died" in error:
+                    break
+        for src in checks:  # the instructor's checks replace the submission's
+            if kernel.km.is_alive():
+                kernel.execute(nbformat.v4.new_code_cell(src), timeout)
+        for check, answer in pairs:
+            if not kernel.km.is_alive():
+                why = trouble or "its kernel died"
+                rows.append(Row(name, answer, False, f"not graded: {why}"))
+                continue
+            cell = nbformat.v4.new_code_cell(_grading_call(check, answer))
+            error = kernel.execute(cell, timeout)
+            if error and "longer than" in error and not _responsive(kernel):
+                kernel.km.shutdown_kernel(now=True)  # it ignored the interrupt
+                trouble = f"{answer} did not stop when interrupted"
+            shown = "".join(o.get("text", "") for o in cell.outputs
+                            if o.get("output_type") == "stream")
+            found = [line[len(MARK):] for line in shown.splitlines()
+                     if line.startswith(MARK)]
+            if found:
+                title, ok, hint = json.loads(found[-1])
+                rows.append(Row(name, f"{title} ({answer})".strip(), ok, hint))
+            else:
+                rows.append(Row(name, answer, False, f"{answer} did not finish within "
+                                f"{timeout:g} s: does it loop forever?" if error
+                                and "longer than" in error else
+                                f"not graded: {error or trouble or 'no result'}"))
+    finally:
+        if kernel is not None:
+            try:
+                kernel.shutdown()
+            except Exception:  # noqa: BLE001 - already gone (killed, or it died)
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"  {name}: {sum(r.passed for r in rows)} of {len(rows)} passed"
+        + (f" ({trouble})" if trouble else ""))
+    return rows
+
+
+def submissions(paths) -> list[Path]:
+    """The notebooks among paths (folders are searched, .ipynb before .py of
+    the same name: a jupytext pair is one submission)."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".ipynb", ".py")
+                            and ".ipynb_checkpoints" not in q.parts)
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ValueError(f"{p}: no such file or folder; give notebooks or the "
+                             "folder that holds them")
+    stems = {q.with_suffix("") for q in found if q.suffix == ".ipynb"}
+    return [q for q in found if q.suffix == ".ipynb" or q.with_suffix("") not in stems]
+
+
+def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
+          notebook_timeout: float = 300, lessons: dict | None = None,
+          max_file_mb: int = 100, log=print) -> list[Row]:
+    """Grade every submission against the lessons' checks (`lessons`: {name:
+    path}, default the installed lessons); print one row per (notebook,
+    exercise)."""
+    notebooks = submissions(paths)
+    if not notebooks:
+        raise ValueError("no .ipynb or .py found in " + ", ".join(map(str, paths)))
+    lessons = lessons or runner.available()
+    rows = []
+    log(f"aelab grade: {len(notebooks)} notebooks, fast profile, offline, "
+        f"{timeout:g} s per cell")
+    for path in notebooks:
+        rows += grade_notebook(path, lessons, timeout=timeout,
+                               notebook_timeout=notebook_timeout,
+                               max_file_mb=max_file_mb, log=log)
+    width = max(len(r.notebook) for r in rows)
+    for r in rows:
+        log(f"{r.notebook:<{width}}  {'passed' if r.passed else 'FAILED':<6}  "
+            f"{r.exercise}: {r.hint}")
+    if out:
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["notebook", "exercise", "passed", "hint"])
+            w.writerows([r.notebook, r.exercise, r.passed, r.hint] for r in rows)
+        log(f"aelab grade: {len(rows)} rows in {out}")
+    return rows
