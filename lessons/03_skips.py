@@ -66,6 +66,7 @@ if "google.colab" in sys.modules:  # Colab starts without aelab
 
 # %%
 import copy
+import functools
 import math
 
 import ipywidgets as W
@@ -658,24 +659,35 @@ check_small_decoder(small_decoder)
 # %% [markdown]
 # Equal parameters: the deepest layer's decoder at `dec_width` sets the
 # count, and every other layer's decoder gets the hidden width that comes
-# closest to it (the table prints both).
+# closest to it, within 10% (widths are whole numbers; the cell prints both).
 
 # %%
 def num_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def matched_decoder(channels, downsamplings, num_layers, target, out_channels):
-    """small_decoder with the hidden width whose parameter count is nearest
+@functools.cache
+def matched_width(channels, num_layers, target, out_channels):
+    """The hidden width whose small_decoder has the parameter count nearest
     `target` (the strides do not change the count)."""
     def count(w):
         return num_params(small_decoder(channels, 0, num_layers=num_layers, width=w,
                                         out_channels=out_channels))
-    width = min(range(1, 129), key=lambda w: abs(count(w) - target))
+    with torch.random.fork_rng():  # counting must not move the random generator
+        return min(range(1, 129), key=lambda w: abs(count(w) - target))
+
+
+def matched_decoder(channels, downsamplings, num_layers, target, out_channels):
+    width = matched_width(channels, num_layers, target, out_channels)
     return small_decoder(channels, downsamplings, num_layers=num_layers, width=width,
                          out_channels=out_channels)
 
 
+# %% [markdown]
+# The pieces of the per-layer study: each layer's output in one pass, the
+# decoder's objective, and the untrained control.
+
+# %%
 def halvings(size, layer_size):
     return math.ceil(math.log2(size / layer_size))
 

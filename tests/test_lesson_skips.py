@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import jupytext
 import pytest
 from test_lesson_run import aelab, lesson_namespace
 
@@ -189,6 +190,25 @@ def test_skip_autoencoder_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_per_layer_decoders_have_nearly_equal_parameter_counts(monkeypatch):
+    """Fig. 3's decoders: the same layers for every encoder layer, the hidden
+    width chosen so that every one has (within 10%) the deepest one's count."""
+    monkeypatch.setenv("AELAB_PROFILE", "fast")
+    ns = lesson_namespace(SKIPS, "check_small_decoder",
+                          small_decoder=lambda *args, **kw: None)
+    solution = next(c.source for c in jupytext.read(SKIPS).cells
+                    if "solution" in c.metadata.get("tags", []) and
+                    "def small_decoder(" in c.source)
+    matched = next(c.source for c in jupytext.read(SKIPS).cells
+                   if "def matched_decoder(" in c.source)
+    for src in (solution, matched):
+        exec(compile(src, str(SKIPS), "exec"), ns)  # noqa: S102
+    target = ns["num_params"](ns["small_decoder"](64, 0, num_layers=3, width=6))
+    counts = [ns["num_params"](ns["matched_decoder"](c, k, 3, target, 1))
+              for c, k in ((8, 0), (16, 1), (32, 2), (64, 3))]
+    assert all(abs(n / target - 1) < 0.10 for n in counts), (target, counts)
 
 
 def test_run_skips_prints_layer_table_for_four_networks_gates_and_claims(tmp_path):
