@@ -37,8 +37,8 @@
 #    encoder pretrained *with* shortcuts beats one pretrained *without*
 #    (80.2% vs 74.1%), which beats random initialisation (70.9%).
 #
-# We rebuild all three in small, on MNIST and Fashion-MNIST (CIFAR-10 too in
-# the `paper` profile, when it can be downloaded).
+# We rebuild all three in small, on MNIST (the `paper` profile adds
+# Fashion-MNIST, and CIFAR-10 when it can be downloaded).
 #
 # **This notebook is the experiment.** The networks, the corruption, the
 # objective (which you write), the probes, the protocol loop over label
