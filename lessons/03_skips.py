@@ -107,7 +107,7 @@ SETTINGS = {
                  budgets=(50,), seeds=(0, 1), ft_steps=10),
     # MNIST only: two datasets x 5 seeds would not fit in 10 minutes on 2 cores
     "classroom": dict(datasets=("mnist",), pool_size=2000, num_test=1000, width=8,
-                      depth=6, ae_epochs=12, sup_epochs=6, lr=2e-3, batch_size=64,
+                      depth=6, ae_epochs=12, sup_epochs=10, lr=2e-3, batch_size=64,
                       probe_labels=600, probe_steps=150, dec_images=500,
                       dec_epochs=4, dec_width=6, budgets=(100, 300, 1000),
                       seeds=(0, 1, 2, 3, 4), ft_steps=100),
