@@ -100,9 +100,11 @@ def _drain(stream, logfile: Path) -> None:
     threading.Thread(target=pump, daemon=True).start()
 
 
-class _Kernel(runner._Kernel):
-    """runner's kernel, started with a cap on the size of any file it writes
-    (a submission that fills the disk kills only its own kernel)."""
+class _Kernel:
+    """A fresh ipykernel in this interpreter, with a cap on the size of any
+    file it writes (a submission that fills the disk kills only its own
+    kernel), driven with jupyter_client's blocking client: a cell that runs
+    past its time limit is interrupted, a dead kernel is noticed."""
 
     def __init__(self, *, cwd: Path, stderr_log: Path, max_file_mb: int):
         import subprocess
@@ -114,12 +116,47 @@ class _Kernel(runner._Kernel):
         def cap():  # in the kernel's process, before it starts
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-        self.km = KernelManager(kernel_name="python3")
+        self.km = KernelManager(kernel_spec_manager=runner._this_interpreter())
         self.km.start_kernel(cwd=str(cwd), stderr=subprocess.PIPE, preexec_fn=cap)
         _drain(self.km.provisioner.process.stderr, stderr_log)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
+
+    def execute(self, cell, timeout: float | None = None) -> str | None:
+        """Run one code cell, its outputs stored in it; the error line or None."""
+        from queue import Empty
+
+        import nbformat
+
+        msg_id = self.kc.execute(cell.source, store_history=True, allow_stdin=False)
+        outputs, error = [], None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                self.km.interrupt_kernel()
+                return f"the cell ran longer than {timeout:g} s"
+            try:
+                msg = self.kc.get_iopub_msg(timeout=1)
+            except Empty:
+                if not self.km.is_alive():
+                    return "the kernel died (out of memory?)"
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind in ("stream", "display_data", "execute_result", "error"):
+                outputs.append(nbformat.v4.output_from_msg(msg))
+                if kind == "error":
+                    error = f"{content['ename']}: {content['evalue']}".splitlines()[0]
+        cell.outputs = outputs
+        return error
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
 
 
 def _responsive(kernel, wait: float = 10) -> bool:

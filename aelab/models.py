@@ -6,7 +6,7 @@ Where each model comes from:
 - barletta2024: ConvAutoencoder (its defaults), SmallCNN, EncoderClassifier
 - alberti2017:  EncoderClassifier(head="mlp"); its SCAE configurations are
                 written in the lesson (a paper's architecture lives there)
-- dong2017:     SkipAutoencoder (symmetric skip connections)
+- dong2017:     its SkipAutoencoder is written in lesson 03 (lessons/03_skips.py)
 - zhang2016:    written in its lesson (lessons/05_joint.py)
 """
 from __future__ import annotations
@@ -221,68 +221,3 @@ class SmallCNN(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(X))
-
-
-class _Deconv(nn.Module):
-    """Transposed conv, + skip (dong2017 Fig. 1b: add, then BN + ReLU)."""
-
-    def __init__(self, c_in, c_out, stride, last):
-        super().__init__()
-        self.deconv = nn.ConvTranspose2d(c_in, c_out, 3, stride=stride, padding=1)
-        self.post = nn.Identity() if last else nn.Sequential(
-            nn.BatchNorm2d(c_out), nn.ReLU())
-
-    def forward(self, h, output_size, skip=None):
-        h = self.deconv(h, output_size=list(output_size))  # h x w -> output_size
-        return self.post(h if skip is None else h + skip)
-
-
-class SkipAutoencoder(nn.Module):
-    """Convolutional autoencoder with symmetric skip connections (dong2017 §3.1).
-
-    Encoder: `depth` conv3x3 + BN + ReLU layers; every second one has stride 2
-    (no pooling) and doubles the width. Decoder: the mirrored transposed convs.
-    Encoder output a_i is added to the decoder's output of the same shape every
-    2 layers (i = 2, 4, ... < depth) and, with input_skip, X is added to the
-    output. skips=False keeps only the input skip (dong2017 footnote 1).
-    """
-
-    def __init__(self, *, in_channels=1, width=16, depth=4, skips=True,
-                 input_skip=True):
-        super().__init__()
-        chans, blocks = [in_channels], []
-        for i in range(1, depth + 1):  # stride 2: c x H x W -> 2c x H/2 x W/2
-            stride, w = (2 if i % 2 == 0 else 1), width * 2 ** (i // 2)
-            blocks.append(nn.Sequential(nn.Conv2d(chans[-1], w, 3, stride, padding=1),
-                                        nn.BatchNorm2d(w), nn.ReLU()))
-            chans.append(w)
-        self.encoder = nn.Sequential(*blocks)
-        # decoder[j] mirrors encoder layer i = depth - j: a_i's shape -> a_{i-1}'s
-        self.decoder = nn.ModuleList(
-            _Deconv(chans[i], chans[i - 1], 2 if i % 2 == 0 else 1, last=i == 1)
-            for i in range(depth, 0, -1))
-        internal = tuple(range(2, depth, 2)) if skips else ()
-        self.skip_from = internal + ((0,) if input_skip else ())  # a_0 is X
-
-    def extra_repr(self) -> str:
-        # The wiring is no module: put it in repr, so the cache key sees it.
-        return f"skip_from={self.skip_from}"
-
-    def layers(self, X: torch.Tensor) -> list[torch.Tensor]:
-        """Every encoder ReLU output a_1 ... a_depth, for per-layer probes."""
-        feats, h = [], X
-        for block in self.encoder:
-            h = block(h)
-            feats.append(h)
-        return feats
-
-    def encode(self, X: torch.Tensor) -> torch.Tensor:
-        return self.encoder(X)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        acts = [X, *self.layers(X)]  # a_0 = X, a_1, ..., a_depth
-        h = acts[-1]
-        for i, layer in zip(range(len(acts) - 1, 0, -1), self.decoder):
-            skip = acts[i - 1] if i - 1 in self.skip_from else None
-            h = layer(h, acts[i - 1].shape[-2:], skip)
-        return h

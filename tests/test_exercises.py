@@ -15,7 +15,6 @@ from test_lesson_run import lesson_namespace
 from torch import nn
 
 from aelab.corrupt import corrupt
-from aelab.whatwhere import FixedUnpool
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 bce = F.binary_cross_entropy_with_logits
@@ -34,7 +33,9 @@ EXERCISES = {
     "unpool_with_switches": ("05_joint.py", "check_unpool", {}),
     "joint_loss": ("05_joint.py", "check_joint_loss", {}),
 }
-HELPERS = {"check_greedy": ("dae", "encode")}  # cells the check itself calls
+HELPERS = {"check_greedy": ("dae", "encode"),  # cells the check itself calls
+           "check_unpool": ("switch_pool", "encode"),  # lesson 05's pooling, its net
+           "check_joint_loss": ("switch_pool", "encode")}
 
 
 def namespace(exercise: str) -> dict:
@@ -444,6 +445,14 @@ def greedy_zipped(X, widths, seeds, train_daes):
 
 
 # ---- lesson 05: unpool_with_switches(...), joint_loss(...) ------------------
+def fixed_unpool(X, switches, size):
+    """Each value at the top-left of its window: the switches ignored."""
+    N, C, h, w = X.shape
+    out = X.new_zeros(N, C, *tuple(size)[-2:])
+    out[:, :, 0:2 * h:2, 0:2 * w:2] = X
+    return out
+
+
 
 def scatter(zeros=lambda X, N, C, n: X.new_zeros(N, C, n), detach=False,
             per_channel=True):
@@ -622,8 +631,7 @@ WRONG = [
     ("greedy_pretrain", "loop variable rebound", greedy_rebinds_the_loop_variable,
      "codes of the layer below"),
     ("greedy_pretrain", "train_daes per seed", greedy_per_seed, "once per layer"),
-    ("unpool_with_switches", "fixed unpooling", lambda X, switches, size: (
-        FixedUnpool()(X, output_size=size)), "fixed unpooling"),
+    ("unpool_with_switches", "fixed unpooling", fixed_unpool, "fixed unpooling"),
     ("unpool_with_switches", "nearest upsampling", lambda X, switches, size: (
         F.interpolate(X, size=tuple(size), mode="nearest")),
      "one value per pooled window"),

@@ -10,7 +10,7 @@ from torch import nn
 from aelab import losses
 from aelab.losses import (cross_entropy, l1_activations, l1_weights,
                           reconstruction_loss)
-from aelab.models import ConvAutoencoder, EncoderClassifier, SkipAutoencoder, SmallCNN
+from aelab.models import ConvAutoencoder, EncoderClassifier, SmallCNN
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -101,6 +101,13 @@ def test_conv_autoencoder_options_and_bad_input():
 
 # ---- classifiers --------------------------------------------------------------
 
+def bn_encoder(in_channels=1):
+    """A conv + BatchNorm + ReLU encoder (lesson 03's kind), 2 layers, 16 maps."""
+    return nn.Sequential(*(nn.Sequential(nn.Conv2d(c, 16, 3, s, padding=1),
+                                         nn.BatchNorm2d(16), nn.ReLU())
+                           for c, s in ((in_channels, 1), (16, 2))))
+
+
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_encoder_classifier_shapes(head):
     clf = EncoderClassifier(ConvAutoencoder().encoder, head=head, dropout=0.1)
@@ -109,15 +116,14 @@ def test_encoder_classifier_shapes(head):
     assert clf.features(X).shape == (3, 4 * 7 * 7)
     n_linear = sum(isinstance(m, nn.Linear) for m in clf.head)
     assert n_linear == (1 if head == "linear" else 3)
-    ae3 = SkipAutoencoder(in_channels=3, depth=4)
-    clf3 = EncoderClassifier(ae3.encoder, head=head, in_shape=(3, 32, 32),
+    clf3 = EncoderClassifier(bn_encoder(3), head=head, in_shape=(3, 32, 32),
                              num_classes=4)
     assert clf3(images(2, 3, 32)).shape == (2, 4)
-    assert clf3.num_features == 64 * 8 * 8
+    assert clf3.num_features == 16 * 16 * 16
 
 
 def test_freeze_really_freezes():
-    encoder = SkipAutoencoder().encoder  # has BatchNorm: running stats must not move
+    encoder = bn_encoder()  # has BatchNorm: running stats must not move
     before = copy.deepcopy(encoder.state_dict())
     clf = EncoderClassifier(encoder, freeze=True)
     head_before = copy.deepcopy(clf.head.state_dict())
@@ -130,7 +136,7 @@ def test_freeze_really_freezes():
         assert torch.equal(v, before[k]), k
     assert not torch.equal(clf.head[-1].weight, head_before["1.weight"])
     # and without freezing, the same step does move the encoder
-    loose = EncoderClassifier(copy.deepcopy(SkipAutoencoder().encoder), freeze=False)
+    loose = EncoderClassifier(bn_encoder(), freeze=False)
     w0 = loose.encoder[0][0].weight.clone()
     fit(loose, lambda m: cross_entropy(m(images()), torch.arange(8)), steps=3)
     assert loose.encoder.training and not torch.equal(w0, loose.encoder[0][0].weight)
@@ -160,69 +166,6 @@ def test_classifiers_overfit_one_batch(make):
     assert (model(X).argmax(1) == y).all()
 
 
-# ---- SkipAutoencoder (dong2017) ---------------------------------------------------
-
-@pytest.mark.parametrize("depth", [2, 4, 6])
-def test_skip_autoencoder_shapes(depth):
-    for channels, size in [(1, 28), (3, 32)]:
-        ae = SkipAutoencoder(in_channels=channels, depth=depth)
-        X = images(2, channels, size)
-        assert ae(X).shape == X.shape and ae(channels_last(X)).shape == X.shape
-        feats = ae.layers(X)
-        assert len(feats) == depth and all((f >= 0).all() for f in feats)  # ReLUs
-        assert torch.equal(feats[-1], ae.encode(X))
-        assert feats[-1].shape[1] == 16 * 2 ** (depth // 2)  # width doubles per stride
-    assert [f.shape[-1] for f in SkipAutoencoder(depth=6).layers(images(1))] == [
-        28, 14, 14, 7, 7, 4]
-    assert not any(isinstance(m, nn.MaxPool2d) for m in ae.modules())
-
-
-def count_skip_additions(ae, X):
-    added = []
-    hooks = [layer.register_forward_pre_hook(lambda m, args: added.append(
-        args[2] is not None)) for layer in ae.decoder]
-    ae(X)
-    for h in hooks:
-        h.remove()
-    return sum(added)
-
-
-def test_skips_false_removes_internal_skips_only():
-    torch.manual_seed(0)
-    X = images(2)
-    full = SkipAutoencoder(depth=6).eval()
-    no_skips = SkipAutoencoder(depth=6, skips=False).eval()
-    no_skips.load_state_dict(full.state_dict())  # same weights, different wiring
-    assert count_skip_additions(full, X) == 3  # a_2, a_4 and the input
-    assert count_skip_additions(no_skips, X) == 1  # the input only
-    assert not torch.allclose(full(X), no_skips(X))
-    no_input = SkipAutoencoder(depth=6, input_skip=False).eval()
-    no_input.load_state_dict(full.state_dict())
-    assert torch.allclose(full(X) - no_input(X), X, atol=1e-6)  # X_hat = out + X
-
-
-def test_skip_wiring_is_part_of_the_cache_key():
-    from aelab.train import fit_key
-
-    def loss_fn(model, batch):
-        return model(batch[0]).mean()
-
-    X = images(2)
-    keys = []
-    for skips in (True, False):
-        torch.manual_seed(0)  # the same weights: only the wiring differs
-        keys.append(fit_key(SkipAutoencoder(skips=skips), (X,), loss_fn))
-    assert keys[0]["model"] != keys[1]["model"]
-
-
-def test_skip_autoencoder_overfits_one_batch():
-    torch.manual_seed(0)
-    X = images()
-    ae = SkipAutoencoder(width=8, input_skip=False)  # no shortcut from X to X_hat
-    start, end = fit(ae, lambda m: reconstruction_loss(m(X), X), steps=200)
-    assert end < 0.2 * start
-
-
 def test_conv_autoencoder_overfits_one_batch():
     torch.manual_seed(0)
     X = images()
@@ -242,7 +185,7 @@ def test_reconstruction_and_l1_losses():
     hand = sum(p.double().abs().sum().item() for name, p in ae.named_parameters()
                if name.endswith("weight"))
     assert l1_weights(ae).item() == pytest.approx(hand, rel=1e-6)
-    clf = EncoderClassifier(SkipAutoencoder(depth=2).encoder)  # BN weights excluded
+    clf = EncoderClassifier(bn_encoder())  # BN weights excluded
     with torch.no_grad():
         clf.encoder[0][1].weight.fill_(100.0)
     hand = sum(m.weight.double().abs().sum().item() for m in clf.modules()
