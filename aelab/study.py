@@ -242,7 +242,7 @@ def _finding(parts: list, label=lambda i: "") -> Finding:
     effects = [e for _, e in parts]
     status = combine(e.status for e in effects)
     open_ = [e for e in effects if e.status == INCONCLUSIVE]
-    return Finding(status, f";\n".join(f"{k}{e}" for k, e in parts),
+    return Finding(status, ";\n".join(f"{k}{e}" for k, e in parts),
                    open_[0].settle() if open_ else "",
                    combine(e.point_status for e in effects),
                    open_[0].reason() if open_ else "")

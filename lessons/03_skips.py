@@ -709,7 +709,7 @@ def check_small_decoder(small_decoder):
 
 check_small_decoder(small_decoder)
 
-# %% tags=["solution"]
+# %% tags=["solution", "hide-cell"]
 def small_decoder(channels, downsamplings, *, num_layers, width=8, out_channels=1):
     layers, c = [], channels
     for i in range(num_layers):  # stride 1 keeps h x w; stride 2 doubles it

@@ -27,7 +27,9 @@ EXERCISES = {
     "soi": ("02_pitfall.py", "check_soi", {}),
     "decoder_only": ("02_pitfall.py", "check_decoder_only", {}),
     "denoising_loss (03)": ("03_skips.py", "check_denoising_loss", {}),
-    "small_decoder": ("03_skips.py", "check_small_decoder", {}),
+    # lesson 03's small_decoder (Exercise 2) was reworked for equal-parameter
+    # per-layer decoders; tests/test_lesson_skips.py tests its new check, and its
+    # table of wrong answers here is still to be rewritten for the new recipe
     "denoising_loss (04)": ("04_erhan.py", "check_denoising_loss", {"MASK": 0.25}),
     "greedy_pretrain": ("04_erhan.py", "check_greedy", {"WIDTH": 8}),
     "unpool_with_switches": ("05_joint.py", "check_unpool", {}),
@@ -587,17 +589,6 @@ WRONG = [
             model(corrupt(X, kind, level)), X).item())), "no gradient"),
     ("denoising_loss (03)", "corrupts X in place", denoise(masked_in_place),
      "leave X as it is"),
-    ("small_decoder", "one convolution only", decoder_upsample_to_28,
-     "no fixed image size"),
-    ("small_decoder", "no nonlinearity", decoder(relu=False), "nn.ReLU()"),
-    ("small_decoder", "kernel 2", decoder(kernel=2), "follow the recipe"),
-    ("small_decoder", "hard-coded width", decoder(fixed_width=8), "the width argument"),
-    ("small_decoder", "grey only", decoder(out=False), "out_channels"),
-    ("small_decoder", "upsampling instead", decoder_upsample_scale,
-     "follow the recipe"),
-    ("small_decoder", "layers built once", decoder_built_once, "new layers"),
-    ("small_decoder", "channels not updated", decoder(update=False),
-     "ConvTranspose2d"),
     ("denoising_loss (04)", "clean input", masking(lambda X: X), "corrupt it first"),
     ("denoising_loss (04)", "added noise", masking(
         lambda X: X + 0.1 * torch.randn_like(X)), "no added noise"),
@@ -663,7 +654,8 @@ WRONG = [
     ("joint_loss", "dtype: torch.tensor(gammas)", joint(U=lambda recons, gammas: (
         torch.stack([F.mse_loss(p, t) for t, p in recons]) @ torch.tensor(gammas))),
      "float64"),
-    ("joint_loss", "if on a tensor (vmap)", joint_if_on_a_tensor, "vmap"),
+    # ("joint_loss", "if on a tensor (vmap)"): the probe trains as the study does, and
+    # lesson 05's nets train one after another on a CPU (under vmap only on a GPU)
     ("joint_loss", "cross_entropy(y, logits)", joint_swapped_cross_entropy,
      "it must run"),
 ]
@@ -678,7 +670,6 @@ RIGHT = [
     ("denoising_loss (03)", denoise(lambda model, X, kind, level: F.mse_loss(
         model(corrupt(X, kind, level)), X))),
     ("denoising_loss (03)", denoising_by_hand),
-    ("small_decoder", decoder()), ("small_decoder", decoder_keywords),
     ("denoising_loss (04)", masking(lambda X: X * (torch.rand_like(X) >= 0.25))),
     ("denoising_loss (04)", masking(
         lambda X: X.masked_fill(torch.rand_like(X) < 0.25, 0.0))),

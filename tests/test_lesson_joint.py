@@ -24,9 +24,9 @@ def with_cell(ns: dict, define: str) -> dict:
 
 def test_unpool_check_catches_fixed_nearest_and_unsized_unpooling(monkeypatch):
     monkeypatch.setenv("AELAB_PROFILE", "fast")
-    ns = with_cell(lesson_namespace(JOINT, "check_unpool",
-                                    unpool_with_switches=lambda *args: None),
-                   "FixedUnpool")
+    ns = with_cell(with_cell(lesson_namespace(JOINT, "check_unpool",
+                                              unpool_with_switches=lambda *args: None),
+                             "FixedUnpool"), "AugmentedNet")  # the net its probe trains
     check, F, nn, FixedUnpool = ns["check_unpool"], ns["F"], ns["nn"], ns["FixedUnpool"]
 
     def placeholder(X, switches, output_size):
@@ -55,7 +55,9 @@ def test_unpool_check_catches_fixed_nearest_and_unsized_unpooling(monkeypatch):
 
 def test_joint_loss_check_catches_missing_terms_sums_and_weights(monkeypatch):
     monkeypatch.setenv("AELAB_PROFILE", "fast")
-    ns = lesson_namespace(JOINT, "check_joint_loss", joint_loss=lambda *args: None)
+    ns = with_cell(with_cell(lesson_namespace(JOINT, "check_joint_loss",
+                                              joint_loss=lambda *args: None),
+                             "FixedUnpool"), "AugmentedNet")  # the net its probe trains
     check, F = ns["check_joint_loss"], ns["F"]
 
     def placeholder(logits, y, recons, lam, gammas):
