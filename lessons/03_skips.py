@@ -240,7 +240,7 @@ class SkipAutoencoder(nn.Module):
     def extra_repr(self) -> str:
         return f"skip_from={self.skip_from}"  # in repr, so the cache key sees it
 
-    def features(self, X):
+    def layers(self, X):
         """Every encoder layer's output a_1 ... a_depth (after its ReLU)."""
         feats, h = [], X
         for block in self.encoder:
@@ -252,7 +252,7 @@ class SkipAutoencoder(nn.Module):
         return self.encoder(X)
 
     def forward(self, X):
-        acts = [X, *self.features(X)]  # a_0 = X, a_1, ..., a_depth
+        acts = [X, *self.layers(X)]  # a_0 = X, a_1, ..., a_depth
         h = acts[-1]
         for i, layer in zip(range(len(acts) - 1, 0, -1), self.decoder):
             skip = acts[i - 1] if i - 1 in self.skip_from else None

@@ -119,11 +119,11 @@ def test_skip_autoencoder_shapes(depth):
         X = torch.rand(2, channels, size, size)
         assert ae(X).shape == X.shape
         assert ae(X.contiguous(memory_format=torch.channels_last)).shape == X.shape
-        feats = ae.features(X)
+        feats = ae.layers(X)
         assert len(feats) == depth and all((f >= 0).all() for f in feats)  # ReLUs
         assert torch.equal(feats[-1], ae.encode(X))
         assert feats[-1].shape[1] == 16 * 2 ** (depth // 2)  # width doubles per stride
-    assert [f.shape[-1] for f in SkipAutoencoder(depth=6).features(
+    assert [f.shape[-1] for f in SkipAutoencoder(depth=6).layers(
         torch.rand(1, 1, 28, 28))] == [28, 14, 14, 7, 7, 4]
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in ae.modules())
 
