@@ -834,14 +834,14 @@ def test_exercise_sections_rerun_twice_in_one_kernel(lesson, tmp_path, monkeypat
     """The whole lesson (fast profile), then its exercise cells again, twice, in
     the same kernel: each solution still passes its check."""
     slow(request)
-    from aelab import runner
+    from aelab.grade import _Kernel  # a kernel driven one cell at a time
     for key, value in dict(AELAB_PROFILE="fast", AELAB_OFFLINE="1",
                            AELAB_CACHE=str(tmp_path / "cache"),
                            AELAB_OUT=str(tmp_path / "out"),
                            PYTHONPATH=str(LESSONS.parent)).items():
         monkeypatch.setenv(key, value)
     nb = jupytext.read(LESSONS / lesson)
-    kernel = runner._Kernel(cwd=LESSONS, stderr_log=tmp_path / "kernel.log")
+    kernel = _Kernel(cwd=LESSONS, stderr_log=tmp_path / "kernel.log", max_file_mb=4096)
     try:
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code":
