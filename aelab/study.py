@@ -518,6 +518,13 @@ class ClaimsTable(list):
                 lines.append(f"- **{s}**: {v.claim}{extra}")
         return "\n".join(lines)
 
+    def to_settle(self) -> str:
+        """One Markdown bullet: what would settle the INCONCLUSIVE claims (each
+        different remedy once), or '' when none is open."""
+        settles = sorted({v.settle for v in self.by_status(INCONCLUSIVE) if v.settle})
+        return ("* **To settle the inconclusive ones:** " + "; ".join(settles) + "."
+                if settles else "")
+
     def markdown(self) -> str:
         """The table as Markdown: verdict, claim, what was measured."""
         rows = ["| verdict | claim | measured |", "|---|---|---|"]

@@ -859,7 +859,6 @@ def effect_of(method, rival):
     return paired_effect(list(gaps.values()), MARGIN, unit=" points")
 
 
-counts = claims.counts()
 cnn_lead = effect_of("CNN (from scratch)", SPARSE)
 random_gap = effect_of("AE", "random encoder")
 off = [name for name, e in sweep.items() if e.status != "REPRODUCED"]
@@ -884,9 +883,8 @@ reading = [
     + ("." if all(g.ok for g in gates) else
        f"; claims that rest on the others read INCONCLUSIVE (section 5's table)."),
 ]
-if counts["INCONCLUSIVE"]:
-    settles = sorted({v.settle for v in claims if v.status == "INCONCLUSIVE"})
-    reading.append("* **To settle the inconclusive ones:** " + "; ".join(settles) + ".")
+if claims.to_settle():
+    reading.append(claims.to_settle())
 if PROFILE == "fast":
     reading.append("* `fast` is only a smoke test (few epochs, two budgets, two "
                    "seeds): draw no conclusion from it.")

@@ -1354,9 +1354,8 @@ if SEPARATION:
         if got:
             reading.append(f"* **Separation, {ds}:** eta^2 " + ", ".join(
                 f"{k} {eta:.2f}" for k, (eta, _) in got.items()) + ".")
-if claims.counts()["INCONCLUSIVE"]:
-    settles = sorted({v.settle for v in claims if v.status == "INCONCLUSIVE" and v.settle})
-    reading.append("* **To settle the inconclusive ones:** " + "; ".join(settles) + ".")
+if claims.to_settle():
+    reading.append(claims.to_settle())
 if PROFILE == "fast":
     reading.append("* `fast` is only a smoke test (a few epochs, two seeds): draw no "
                    "conclusion from it.")

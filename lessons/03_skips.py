@@ -1260,9 +1260,8 @@ failed = [g for g in gates if not g.ok]
 reading.append(f"* **Gates:** {len(gates) - len(failed)} of {len(gates)} networks "
                "passed" + ("." if not failed else "; the claims that rest on the "
                            "others read INCONCLUSIVE (the gate tables above)."))
-if claims.counts()["INCONCLUSIVE"]:
-    settles = sorted({v.settle for v in claims if v.status == "INCONCLUSIVE"})
-    reading.append("* **To settle the inconclusive ones:** " + "; ".join(settles) + ".")
+if claims.to_settle():
+    reading.append(claims.to_settle())
 if PROFILE == "fast":
     reading.append("* `fast` is a smoke test: a few epochs of tiny networks, and its "
                    "numbers mean nothing. Run `classroom`.")

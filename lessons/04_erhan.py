@@ -1354,9 +1354,8 @@ reading.append(f"* **Gates:** {len(gates) - len(failed)} of {len(gates)} network
                "passed" + ("." if not failed else
                            f"; claims that rest on the others read INCONCLUSIVE "
                            f"(section 15 names them)."))
-settles = sorted({v.settle for v in claims if v.status == "INCONCLUSIVE" and v.settle})
-if settles:
-    reading.append("* **To settle the inconclusive ones:** " + "; ".join(settles) + ".")
+if claims.to_settle():
+    reading.append(claims.to_settle())
 if PROFILE == "fast":
     reading.append("* `fast` is a smoke test (three epochs, tiny networks): its "
                    "verdicts mean nothing. Run `classroom` (`aelab run erhan --profile "

@@ -1289,9 +1289,8 @@ reading.append(f"* **Gates:** {len(all_gates) - len(failed)} of {len(all_gates)}
                "models passed" + ("." if not failed else
                                   f"; the first that failed: {failed[0].model} "
                                   f"({'; '.join(failed[0].failures())})."))
-if claims.counts()["INCONCLUSIVE"]:
-    settles = sorted({v.settle for v in claims if v.status == "INCONCLUSIVE"})
-    reading.append("* **To settle the inconclusive ones:** " + "; ".join(settles) + ".")
+if claims.to_settle():
+    reading.append(claims.to_settle())
 if PROFILE == "fast":
     reading.append("* `fast` is only a smoke test (a few steps of tiny networks, "
                    "two seeds): draw no conclusion from it.")

@@ -144,3 +144,15 @@ def test_an_inconclusive_line_says_its_own_reason():
                                               "too few converged autoencoders"))),
     ], results)
     assert [v.reason for v in table] == [few.reason(), "too few converged autoencoders"]
+
+
+def test_to_settle_lists_each_remedy_once_and_is_empty_when_nothing_is_open():
+    from aelab.study import Claim, Results, judge, rule
+
+    few = paired_effect([1.0, 1.2, 0.9], 0.5)
+    results = Results([dict(method="a", budget=10, seed=0, accuracy=0.5)])
+    table = judge([Claim("one", rule("c", lambda r: (few, ""))),
+                   Claim("two", rule("c", lambda r: (few, "")))], results)
+    assert table.to_settle() == f"* **To settle the inconclusive ones:** {few.settle()}."
+    done = judge([Claim("yes", rule("c", lambda r: (True, "held")))], results)
+    assert done.to_settle() == ""
