@@ -10,6 +10,7 @@ it found them (the provenance record):
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import site
@@ -218,14 +219,30 @@ def _embedded(name: str, split: str):
         return f[f"X_{split}"], f[f"y_{split}"]
 
 
+def _folder_state(root: Path) -> tuple:
+    """(path, size, mtime) of every file under the data folder: a cache key that
+    changes when a file is added, removed or rewritten (stat only, no reads)."""
+    if not root.is_dir():
+        return ()
+    return tuple(sorted((str(p), st.st_size, st.st_mtime_ns) for p in root.rglob("*")
+                        if p.is_file() and (st := p.stat())))
+
+
+@functools.lru_cache(maxsize=4)
+def _data_dir_splits(name: str, root: str, state: tuple) -> dict:
+    """Both splits of `name` from the data folder, read once per folder state:
+    the second split's load_dataset call reuses the first's read."""
+    return {s: _torchvision(name, s, Path(root), False) for s in SPLITS}
+
+
 def _try_sources(name: str, split: str, sources):
     """Yield (source, location, loader) for each source that applies to `name`."""
     root = data_dir()
     for source in sources:
         if source == "data_dir":
             # both splits or neither, so that train and test come from one source
-            yield source, str(root), lambda: [_torchvision(name, s, root, False)
-                                              for s in (split, *set(SPLITS) - {split})][0]
+            yield source, str(root), lambda: _data_dir_splits(
+                name, str(root), _folder_state(root))[split]
         elif source == "debian" and name == "fashion_mnist" and DEBIAN_DIR.exists():
             yield source, str(DEBIAN_DIR), lambda: _debian(split)
         elif source == "download" and is_online():
