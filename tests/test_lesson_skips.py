@@ -5,7 +5,8 @@ from pathlib import Path
 
 import jupytext
 import pytest
-from test_lesson_run import aelab, lesson_namespace
+from lesson_runs import shared_run
+from test_lesson_run import lesson_namespace
 
 SKIPS = Path(__file__).resolve().parent.parent / "lessons" / "03_skips.py"
 
@@ -82,6 +83,7 @@ def test_small_decoder_check_catches_wrong_upsampling_channels_and_layers(monkey
     assert check(right).ok
 
 
+@pytest.mark.slow  # 20 s of training
 def test_eval_mode_agrees_with_training_after_long_training(monkeypatch):
     """The BatchNorm bug of issue 29: with a bias before each BatchNorm and the
     running averages of training, this autoencoder (seed 0) read its training
@@ -211,11 +213,11 @@ def test_per_layer_decoders_have_nearly_equal_parameter_counts(monkeypatch):
     assert all(abs(n / target - 1) < 0.10 for n in counts), (target, counts)
 
 
-def test_run_skips_prints_layer_table_for_four_networks_gates_and_claims(tmp_path):
-    out = tmp_path / "out"
-    result = aelab("run", "skips", "--profile", "fast", "--verify", "--out", out,
-                   cwd=tmp_path, cache=tmp_path / "cache")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+@pytest.mark.slow
+def test_run_skips_prints_layer_table_for_four_networks_gates_and_claims():
+    run = shared_run("skips")
+    result, out = run.result, run.out
+    assert not run.ok(), run.ok()
     report = (out / "report.txt").read_text()
     for name in ("skips", "no skips", "supervised", "pixels"):
         assert f" {name} " in report

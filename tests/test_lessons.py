@@ -1,14 +1,17 @@
 """The lessons as text: each lessons/NN_topic.py (the file people edit) and its
 paired .ipynb (for Colab and Binder) hold the same cells, and every lesson keeps
-the house habits; and every lesson runs headless in the fast profile, once (here
-or in its tests/test_lesson_*.py). nbval runs the notebooks themselves under
-`pytest -m slow` (see conftest.py)."""
+the house habits; and every lesson runs headless in the fast profile, every code
+cell of it (under `pytest -m slow`: the session's shared cold run, which
+tests/test_determinism.py compares with a second one). The browser tests run
+each .ipynb itself in JupyterLab; nbval can too (`pytest -m notebooks`, see
+conftest.py)."""
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+from lesson_runs import shared_run
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "lessons"
@@ -95,61 +98,21 @@ def test_seed_and_profile_come_before_any_training(script):
         assert profile < trains[0], f"{script.name}: get_profile after training"
 
 
-def run_by_their_own_tests() -> dict[str, str]:
-    """{lesson name: test file} of the lessons that a test of the README's
-    `pytest` (not marked slow) in another tests/test_*.py runs with `aelab run
-    NAME`: a call with the arguments "run", NAME (`aelab("run", "erhan", ...)`,
-    `[..., "aelab.cli", "run", "tour", ...]`)."""
-    import ast
-
-    def slow(node) -> bool:
-        return any("slow" in ast.unparse(d) for d in node.decorator_list)
-
-    found, lessons = {}, set(names(SCRIPTS))
-    for path in sorted((ROOT / "tests").glob("test_*.py")):
-        tree = ast.parse(path.read_text())
-        if path.name == Path(__file__).name or "mark.slow" in "".join(
-                ast.unparse(n) for n in tree.body if isinstance(n, ast.Assign)):
-            continue
-        for test in tree.body:
-            if not isinstance(test, ast.FunctionDef) or slow(test):
-                continue
-            for node in ast.walk(test):
-                if isinstance(node, (ast.Call, ast.List)):
-                    args = [a.value if isinstance(a, ast.Constant) else None
-                            for a in getattr(node, "args", getattr(node, "elts", []))]
-                    for first, second in zip(args, args[1:]):
-                        if first == "run" and second in lessons:
-                            found.setdefault(second, path.name)
-    return found
-
-
 def names(scripts) -> list[str]:
     return [re.sub(r"^\d\d_", "", p.stem) for p in scripts]
 
 
-def test_the_lessons_own_tests_are_found_running_them():
-    """The search above must see `aelab("run", "pretraining", ...)` in its file,
-    or the smoke below would run every lesson a second time."""
-    found = run_by_their_own_tests()
-    assert found.get("pretraining") == "test_lesson_run.py", found
-    assert set(found) <= set(names(SCRIPTS)), found
-
-
-@pytest.mark.parametrize("name", [n for n in names(SCRIPTS)
-                                  if n not in run_by_their_own_tests()])
-def test_a_lesson_without_its_own_run_test_runs_headless_in_the_fast_profile(
-        name, tmp_path):
-    """Every lesson runs top to bottom in the README's `pytest`: here, unless
-    another test runs it already (nbval reruns them all under `pytest -m slow`).
-    In this process, as `aelab run NAME --profile fast` does (its kernel is a
-    fresh process; the conftest's empty cache is the kernel's)."""
-    from aelab import runner
-
-    lines = []
-    written = runner.run(name, profile="fast", out=tmp_path / "out", log=lines.append)
-    assert lines[-1].startswith("aelab run: done in"), lines
-    nb = nbformat.read(written["notebook"], as_version=4)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", names(SCRIPTS))
+def test_a_lesson_runs_headless_in_the_fast_profile_every_code_cell(name):
+    """`aelab run NAME --profile fast`, cold, in a fresh process (the session's
+    shared run): it ends with 'done', every code cell ran, it drew figures."""
+    run = shared_run(name)
+    assert not run.ok(), run.ok()
+    assert "aelab run: done in" in run.result.stdout + run.result.stderr
+    notebook = next(run.out.glob("*.ipynb"))
+    figures = list((run.out / "figures").glob("*.png"))
+    nb = nbformat.read(notebook, as_version=4)
     ran = [c for c in nb.cells if c.cell_type == "code"]
     assert ran and all(c.execution_count for c in ran), "a code cell did not run"
-    assert written["figures"], "the lesson drew no figure"
+    assert figures, "the lesson drew no figure"
