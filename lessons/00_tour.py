@@ -77,9 +77,9 @@ aelab.seed_everything(0)
 # %%
 PROFILE = aelab.get_profile()  # "fast" | "classroom" | "paper"
 SETTINGS = {
-    "fast":      dict(num_images=1000, num_epochs=3),
-    "classroom": dict(num_images=4000, num_epochs=40),
-    "paper":     dict(num_images=60000, num_epochs=20),
+    "fast":      dict(pool_size=1000, ae_epochs=3),
+    "classroom": dict(pool_size=4000, ae_epochs=40),
+    "paper":     dict(pool_size=60000, ae_epochs=20),
 }[PROFILE]
 print(PROFILE, SETTINGS)
 
@@ -234,10 +234,10 @@ check_reconstruction_loss(reconstruction_loss)
 
 # %% tags=["nbval-ignore-output"]
 check_reconstruction_loss(reconstruction_loss).require()  # the exercise first
-X_train = train.X[:SETTINGS["num_images"]]
+X_train = train.X[:SETTINGS["pool_size"]]
 test = aelab.load_dataset("mnist", "test")
 history = aelab.fit(model, (X_train,), reconstruction_loss,
-                    num_epochs=SETTINGS["num_epochs"], lr=1e-3, batch_size=64,
+                    num_epochs=SETTINGS["ae_epochs"], lr=1e-3, batch_size=64,
                     test_data=(test.X,), desc="tiny autoencoder")
 print(f"{history.images_per_s:,.0f} images/s on {device}")
 
@@ -277,6 +277,6 @@ fig = plot.image_grid({"input": X_test[:8], "reconstruction": X_hat[:8],
 # * **01 · Pretraining with few labels** (barletta2024): does an autoencoder
 #   trained on unlabeled digits help a classifier that sees only 50 labels?
 #
-# Things to try here first: set `num_epochs` to 1 and re-run sections 4–5 (does
+# Things to try here first: set `ae_epochs` to 1 and re-run sections 4–5 (does
 # the check still pass?); replace `F.mse_loss` by `F.l1_loss`; train on
 # `aelab.load_dataset("fashion_mnist", "train")`.

@@ -674,19 +674,11 @@ def check_small_decoder(small_decoder):
     def params(c, k):
         return sum(p.numel() for p in net(c, k).parameters())
 
-    def size(c, k, width=8, out_channels=1):  # the recipe's number of weights
-        convs = [(c if i == 0 else width) * width * 16 + width for i in range(k)]
-        return sum(convs) + (width if k else c) * out_channels * 9 + out_channels
-
-    def count(*args, **kw):
-        return sum(p.numel() for p in answer(small_decoder(*args, **kw)).parameters())
-
     def nonlinear():
-        net = answer(small_decoder(16, 2))
-        return not ex.is_affine(net, torch.zeros(2, 16, 7, 7))
+        return not ex.is_affine(net(16, 2), torch.zeros(2, 16, 7, 7))
 
     def fresh():  # one decoder per layer: two calls share no weights
-        a, b = answer(small_decoder(16, 1)), answer(small_decoder(16, 1))
+        a, b = net(16, 1), net(16, 1)
         return not {id(p) for p in a.parameters()} & {id(p) for p in b.parameters()}
 
     return check("Exercise 2", [
@@ -697,6 +689,8 @@ def check_small_decoder(small_decoder):
         (lambda: out(16, 1).shape == (2, 1, 28, 28) and out(32, 2).shape
          == (2, 1, 28, 28), "each halving needs one ConvTranspose2d(c, width, 3, "
          "stride=2, padding=1, output_padding=1): 7x7 -> 14x14 -> 28x28"),
+        (lambda: out(16, 2, size=32).shape == (2, 1, 32, 32), "no hard-coded 28: "
+         "the output size follows the input (each stride-2 layer doubles h x w)"),
         (lambda: net(32, 2, out_channels=3)(torch.zeros(1, 32, 8, 8)).shape
          == (1, 3, 32, 32), "end with a 3x3 conv to out_channels maps (3 for colour)"),
         (lambda: params(16, 0) == params(16, 2), "the same layers at every depth, "
@@ -704,6 +698,10 @@ def check_small_decoder(small_decoder):
         (lambda: len([m for m in net(16, 0, num_layers=3).modules()
                       if isinstance(m, nn.ConvTranspose2d)]) == 3,
          "use num_layers transposed convolutions"),
+        (nonlinear, "put an nn.ReLU() after each transposed conv: without it the "
+         "decoder is one linear map"),
+        (fresh, "build new layers on every call (inside the function): two calls "
+         "must not share weights"),
     ], done="one small decoder per layer, the same recipe for all")
 
 

@@ -119,18 +119,18 @@ PROFILE = aelab.get_profile()
 SETTINGS = {
     "fast": dict(source="embedded", num_train=500, num_valid=200, num_test=200,
                  num_eval=200, depths=(1, 2), width=32, seeds=(0, 1, 2, 3, 4),
-                 num_epochs=3, pre_epochs=1, sizes=(100, 500), size_depth=1,
-                 size_seeds=5, lr=1e-3, sgd_lr=0.1),
+                 clf_epochs=3, ae_epochs=1, budgets=(100, 500), budget_depth=1,
+                 budget_seeds=5, lr=1e-3, sgd_lr=0.1),
     "classroom": dict(source="embedded", num_train=3000, num_valid=1000,
                       num_test=1000, num_eval=1000, depths=(1, 2, 3), width=128,
-                      seeds=tuple(range(10)), num_epochs=30, pre_epochs=10,
-                      sizes=(500, 1000, 2000, 3000), size_depth=2, size_seeds=10,
+                      seeds=tuple(range(10)), clf_epochs=30, ae_epochs=10,
+                      budgets=(500, 1000, 2000, 3000), budget_depth=2, budget_seeds=10,
                       lr=1e-3, sgd_lr=0.1),
     # The paper: MNIST's 50,000 / 10,000 split, 2 x 400 initialisations per figure.
     "paper": dict(source=None, num_train=50000, num_valid=10000, num_test=10000,
                   num_eval=10000, depths=(1, 2, 3), width=1000,
-                  seeds=tuple(range(400)), num_epochs=50, pre_epochs=20,
-                  sizes=(1000, 5000, 20000, 50000), size_depth=3, size_seeds=50,
+                  seeds=tuple(range(400)), clf_epochs=50, ae_epochs=20,
+                  budgets=(1000, 5000, 20000, 50000), budget_depth=3, budget_seeds=50,
                   lr=1e-3, sgd_lr=0.1),
 }[PROFILE]
 # lr: Adam's, for every arm of the claims; sgd_lr: the plain-SGD arm's (one
@@ -163,7 +163,7 @@ test = aelab.load_dataset("mnist", "test", source=SETTINGS["source"], quiet=True
 splits = aelab.make_splits(train.y, seed=0)
 NUM_VALID = min(SETTINGS["num_valid"], len(train) // 4)
 NUM_TRAIN = min(SETTINGS["num_train"], len(train) - NUM_VALID)
-SIZES = sorted({min(n, NUM_TRAIN) for n in SETTINGS["sizes"]})
+SIZES = sorted({min(n, NUM_TRAIN) for n in SETTINGS["budgets"]})
 
 
 def training_set(n):
@@ -468,7 +468,7 @@ def pretrain(X_images, seeds, num_layers, group=32):
             torch.manual_seed(10_000 * (layer + 1) + seed)
             daes.append(dae(c.shape[1], width))
         hs = aelab.fit_many(daes, [(c,) for c in codes], denoising_loss,
-                            num_epochs=SETTINGS["pre_epochs"], lr=LR,
+                            num_epochs=SETTINGS["ae_epochs"], lr=LR,
                             batch_size=BATCH_SIZE, seeds=seeds, cache=True,
                             desc=f"DAE layer {layer + 1}, {len(X_images)} images")
         for seed, c, h in zip(seeds, codes, hs):
@@ -579,7 +579,7 @@ def train_arm(arm, depth, size, seeds):
     FIRST_LAYER[depth, size, arm] = nets[0][1].weight.detach().clone()
     num_eval = SETTINGS["num_eval"]
     histories = aelab.fit_many(
-        nets, [(X_n, y_n)] * len(nets), nll_loss, num_epochs=SETTINGS["num_epochs"],
+        nets, [(X_n, y_n)] * len(nets), nll_loss, num_epochs=SETTINGS["clf_epochs"],
         lr=how["lr"], batch_size=BATCH_SIZE, optimizer=how["optimizer"],
         weight_decay=how["weight_decay"], seeds=seeds, test_data=(X_test, y_test),
         eval_data={"train_nll": (X_n[:num_eval], y_n[:num_eval]),
@@ -753,7 +753,7 @@ print(TABLE)
 TEST_MARGIN = TRAIN_MARGIN = 5.0  # 100 x ln(ratio) of two NLLs, about percent
 VAR_MARGIN = 10.0  # percent of the variance without pretraining
 SIZE_MARGIN = 0.25  # points of test error
-E = SETTINGS["num_epochs"]
+E = SETTINGS["clf_epochs"]
 STOPS = {"a third of training": max(1, round(E / 3)),
          "two thirds of training": max(1, round(2 * E / 3)), "the end": E}
 MEDIANS = {(d, arm): {k: np.median(v, axis=0) for k, v in
@@ -896,8 +896,8 @@ fig.tight_layout()
 # Pretraining gets no such tuning.
 
 # %% tags=["nbval-ignore-output"]
-SIZE_DEPTH = SETTINGS["size_depth"]
-SIZE_SEEDS = list(SEEDS[:SETTINGS["size_seeds"]])
+SIZE_DEPTH = SETTINGS["budget_depth"]
+SIZE_SEEDS = list(SEEDS[:SETTINGS["budget_seeds"]])
 L2_ARMS = [f"L2 {wd:g}" for wd in WEIGHT_DECAYS]
 start = time.perf_counter()
 for size in SIZES:
@@ -1376,6 +1376,6 @@ markdown("\n".join(reading))
 #
 # **Try next.** Give the claims' arms the plain-SGD recipe
 # (`RECIPES["no pretraining"] = SGD` and `RECIPES["pretraining"] = dict(SGD,
-# pretrained=True)` in section 6): which verdicts move? Double `num_epochs`:
+# pretrained=True)` in section 6): which verdicts move? Double `clf_epochs`:
 # do the train curves cross? Set `MASK = 0` (an ordinary autoencoder). Add
 # a strength to `WEIGHT_DECAYS`: does the tuned L2 change?

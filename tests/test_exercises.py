@@ -27,9 +27,7 @@ EXERCISES = {
     "soi": ("02_pitfall.py", "check_soi", {}),
     "decoder_only": ("02_pitfall.py", "check_decoder_only", {}),
     "denoising_loss (03)": ("03_skips.py", "check_denoising_loss", {}),
-    # lesson 03's small_decoder (Exercise 2) was reworked for equal-parameter
-    # per-layer decoders; tests/test_lesson_skips.py tests its new check, and its
-    # table of wrong answers here is still to be rewritten for the new recipe
+    "small_decoder": ("03_skips.py", "check_small_decoder", {}),
     "denoising_loss (04)": ("04_erhan.py", "check_denoising_loss", {"MASK": 0.25}),
     "greedy_pretrain": ("04_erhan.py", "check_greedy", {"WIDTH": 8}),
     "unpool_with_switches": ("05_joint.py", "check_unpool", {}),
@@ -327,50 +325,62 @@ def denoising_by_hand(kind, level):
     return loss_fn
 
 
-def decoder(*, relu=True, kernel=4, fixed_width=None, out=True, update=True):
-    def small_decoder(channels, downsamplings, *, width=8, out_channels=1):
-        w, layers, c = fixed_width or width, [], channels
-        for _ in range(downsamplings):
-            layers.append(nn.ConvTranspose2d(c, w, kernel, stride=2,
-                                             padding=(kernel - 2) // 2))
-            layers += [nn.ReLU()] if relu else []
-            c = w if update else c
-        c = w if downsamplings else channels
-        layers.append(nn.Conv2d(c, out_channels if out else 1, 3, padding=1))
-        return nn.Sequential(*layers)
+def decoder(*, relu=True, up_kernel=3, layers=None, out=True, strided_first=False):
+    """small_decoder(channels, downsamplings, *, num_layers, ...) built by the
+    recipe (num_layers transposed 3x3 convs, the last `downsamplings` of them
+    stride 2, a ReLU after each, a 3x3 conv to out_channels), with one thing
+    changed."""
+    def small_decoder(channels, downsamplings, *, num_layers, width=8, out_channels=1):
+        n = downsamplings if layers == "per halving" else num_layers
+        stack, c = [], channels
+        for i in range(n):
+            up = i < downsamplings if strided_first else i >= n - downsamplings
+            k = up_kernel if up else 3
+            stack.append(nn.ConvTranspose2d(c, width, k, stride=2 if up else 1,
+                                            padding=(k - 1) // 2,
+                                            output_padding=int(up) if k == 3 else 0))
+            stack += [nn.ReLU()] if relu else []
+            c = width
+        stack.append(nn.Conv2d(c, out_channels if out else 1, 3, padding=1))
+        return nn.Sequential(*stack)
     return small_decoder
 
 
-def decoder_upsample_to_28(channels, downsamplings, *, width=8, out_channels=1):
-    return nn.Sequential(nn.Upsample(size=28), nn.Conv2d(channels, out_channels, 3,
-                                                         padding=1))
-
-
-def decoder_upsample_scale(channels, downsamplings, *, width=8, out_channels=1):
-    return nn.Sequential(nn.Upsample(scale_factor=2 ** downsamplings),
-                         nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(width, out_channels, 3, padding=1))
+def decoder_upsample_to_28(channels, downsamplings, *, num_layers, width=8,
+                           out_channels=1):
+    stack = [nn.Upsample(size=28)]
+    for i in range(num_layers):
+        stack += [nn.ConvTranspose2d(channels if i == 0 else width, width, 3,
+                                     padding=1), nn.ReLU()]
+    return nn.Sequential(*stack, nn.Conv2d(width, out_channels, 3, padding=1))
 
 
 BUILT = {}
 
 
-def decoder_built_once(channels, downsamplings, *, width=8, out_channels=1):
-    key = (channels, downsamplings, width, out_channels)
+def decoder_built_once(channels, downsamplings, *, num_layers, width=8,
+                       out_channels=1):
+    key = (channels, downsamplings, num_layers, width, out_channels)
     if key not in BUILT:  # the same layers for every encoder layer's decoder
-        BUILT[key] = decoder()(channels, downsamplings, width=width,
-                               out_channels=out_channels)
+        BUILT[key] = decoder()(channels, downsamplings, num_layers=num_layers,
+                               width=width, out_channels=out_channels)
     return BUILT[key]
 
 
-def decoder_keywords(channels, downsamplings, *, width=8, out_channels=1):
-    layers = []
-    for i in range(downsamplings):
-        layers.append(nn.ConvTranspose2d(channels if i == 0 else width, width,
-                                         kernel_size=4, stride=2, padding=1))
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers, nn.Conv2d(width if downsamplings else channels,
-                                            out_channels, kernel_size=3, padding=1))
+def decoder_one_conv(channels, downsamplings, *, num_layers, width=8, out_channels=1):
+    return nn.Sequential(nn.Conv2d(channels, out_channels, 3, padding=1))
+
+
+def decoder_keywords(channels, downsamplings, *, num_layers, width=8, out_channels=1):
+    stack = []
+    for i in range(num_layers):
+        up = num_layers - i <= downsamplings
+        stack.append(nn.ConvTranspose2d(in_channels=width if i else channels,
+                                        out_channels=width, kernel_size=3,
+                                        stride=1 + up, padding=1, output_padding=int(up)))
+        stack.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*stack, nn.Conv2d(width if num_layers else channels,
+                                           out_channels, kernel_size=3, padding=1))
 
 
 # ---- lesson 04: denoising_loss(model, batch), greedy_pretrain(...) ----------
@@ -607,6 +617,16 @@ WRONG = [
     ("denoising_loss (04)", "CPU mask", masking(
         lambda X: X * (torch.rand(X.shape) >= 0.25)), "X's device"),
     ("denoising_loss (04)", "graph: torch.tensor", masking_item, "no gradient"),
+    ("small_decoder", "one conv, no upsampling", decoder_one_conv, "ConvTranspose2d"),
+    ("small_decoder", "no nonlinearity", decoder(relu=False), "nn.ReLU()"),
+    ("small_decoder", "one decoder built once, reused", decoder_built_once,
+     "share weights"),
+    ("small_decoder", "grey output only", decoder(out=False), "out_channels"),
+    ("small_decoder", "a layer per halving", decoder(layers="per halving"),
+     "only the strides change"),
+    ("small_decoder", "hard-coded 28x28", decoder_upsample_to_28, "no hard-coded 28"),
+    ("small_decoder", "4x4 kernels to upsample", decoder(up_kernel=4),
+     "only the strides change"),
     ("greedy_pretrain", "every layer on the pixels", greedy_all_on_pixels,
      "codes of the layer below"),
     ("greedy_pretrain", "keeps the whole DAE", greedy(keep=lambda d: d),
@@ -670,6 +690,8 @@ RIGHT = [
     ("denoising_loss (03)", denoise(lambda model, X, kind, level: F.mse_loss(
         model(corrupt(X, kind, level)), X))),
     ("denoising_loss (03)", denoising_by_hand),
+    ("small_decoder", decoder()), ("small_decoder", decoder_keywords),
+    ("small_decoder", decoder(strided_first=True)),
     ("denoising_loss (04)", masking(lambda X: X * (torch.rand_like(X) >= 0.25))),
     ("denoising_loss (04)", masking(
         lambda X: X.masked_fill(torch.rand_like(X) < 0.25, 0.0))),
@@ -767,9 +789,13 @@ def loads(tree) -> set:
 
 
 def local_names(tree) -> set:
+    """Names a cell binds anywhere: assigned, arguments, and functions or classes
+    defined (a check's nested helper `net` is its own, not a global it uses)."""
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
             and isinstance(n.ctx, ast.Store)} | {
-        a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+        a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)} | {
+        n.name for n in ast.walk(tree)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
 def module_bindings(tree) -> set:

@@ -107,7 +107,7 @@ def test_freeze_check_catches_an_encoder_left_trainable(monkeypatch):
 @pytest.mark.slow
 def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_path):
     run = shared_run("pretraining")
-    result, out, cache = run.result, run.out, run.cache
+    out, cache = run.out, run.cache
     assert not run.ok(), run.ok()
     assert (out / "01_pretraining.ipynb").stat().st_size > 0
     assert len(list((out / "figures").glob("*.png"))) >= 5
@@ -115,7 +115,8 @@ def test_run_writes_the_notebook_figures_and_tables_and_follows_the_text(tmp_pat
     assert rows[0].startswith("method,budget,seed,accuracy")
     claims = json.loads((out / "claims.json").read_text())
     statuses = {c["claim"]: c["status"] for c in claims}
-    assert "INCONCLUSIVE" in result.stdout and "criterion:" in result.stdout
+    verified = run.verified()
+    assert "INCONCLUSIVE" in verified and "criterion:" in verified
     target = "a sparse AE's frozen encoder gives above 80% for 160-1000 labels"
     # fast: 2 seeds and short training decide nothing, and the verdict says so
     assert statuses[target] == "INCONCLUSIVE"

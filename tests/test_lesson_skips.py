@@ -77,7 +77,22 @@ def test_small_decoder_check_catches_wrong_upsampling_channels_and_layers(monkey
     def right(channels, downsamplings, *, num_layers, width=8, out_channels=1):
         return stack(channels, downsamplings, num_layers, width, out_channels)
 
+    def linear(channels, downsamplings, *, num_layers, width=8, out_channels=1):
+        return nn.Sequential(*[m for m in stack(channels, downsamplings, num_layers,
+                                                width, out_channels)
+                               if not isinstance(m, nn.ReLU)])
+
+    built = {}
+
+    def shared(channels, downsamplings, *, num_layers, width=8, out_channels=1):
+        key = (channels, downsamplings, num_layers, width, out_channels)
+        if key not in built:  # one decoder reused: every layer would train it
+            built[key] = stack(*key)
+        return built[key]
+
     assert "ConvTranspose2d" in check(one_conv).message
+    assert "nn.ReLU()" in check(linear).message
+    assert "share weights" in check(shared).message
     assert "out_channels" in check(grey_only).message
     assert "only the strides change" in check(one_per_halving).message
     assert check(right).ok
@@ -216,7 +231,7 @@ def test_per_layer_decoders_have_nearly_equal_parameter_counts(monkeypatch):
 @pytest.mark.slow
 def test_run_skips_prints_layer_table_for_four_networks_gates_and_claims():
     run = shared_run("skips")
-    result, out = run.result, run.out
+    out, verified = run.out, run.verified()
     assert not run.ok(), run.ok()
     report = (out / "report.txt").read_text()
     for name in ("skips", "no skips", "supervised", "pixels"):
@@ -228,5 +243,5 @@ def test_run_skips_prints_layer_table_for_four_networks_gates_and_claims():
     assert {"flattened", "pooled", "psnr"} <= set(layers[0])
     for claim in ("pretraining with skips beats pretraining without",
                   "Gaussian σ = 0.3", "discard more detail"):
-        assert claim in result.stdout
-    assert "eval = training" in result.stdout and "Gates" in report
+        assert claim in verified
+    assert "eval = training" in verified and "Gates" in report

@@ -98,6 +98,39 @@ def test_seed_and_profile_come_before_any_training(script):
         assert profile < trains[0], f"{script.name}: get_profile after training"
 
 
+# The SETTINGS vocabulary shared by every lesson: passes and steps are named for
+# their phase (`ae_epochs`, `clf_steps`; `min_epochs` is a floor for all phases),
+# labeled-set sizes are `budgets`, seeds are `seeds`.
+PHASES = {"ae", "clf", "dec", "ft", "probe", "sup", "inv", "min"}
+OLD_NAMES = {"num_epochs", "pre_epochs", "steps", "sizes", "num_images", "epochs"}
+
+
+def settings_keys(path: Path) -> dict[str, set]:
+    """{profile: the keys of its dict(...)} of the lesson's SETTINGS = {...}[PROFILE]."""
+    import ast
+
+    cell = next(src for _, src in code(path) if "SETTINGS = {" in src)
+    node = next(n for n in ast.walk(ast.parse(cell)) if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", None) == "SETTINGS")
+    table = node.value.value if isinstance(node.value, ast.Subscript) else node.value
+    return {k.value: {kw.arg for kw in v.keywords}
+            for k, v in zip(table.keys, table.values, strict=True)}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_settings_keys_follow_the_shared_scheme_in_every_profile(script):
+    profiles = settings_keys(script)
+    assert set(profiles) == {"fast", "classroom", "paper"}, script.name
+    keys = set().union(*profiles.values())
+    assert all(v == keys for v in profiles.values()), (
+        f"{script.name}: every profile sets the same keys: {profiles}")
+    old = keys & OLD_NAMES
+    assert not old, f"{script.name}: {sorted(old)}: use <phase>_epochs or budgets"
+    for key in keys:
+        if key.endswith(("_epochs", "_steps")):
+            assert key.split("_")[0] in PHASES, f"{script.name}: {key}'s phase"
+
+
 def names(scripts) -> list[str]:
     return [re.sub(r"^\d\d_", "", p.stem) for p in scripts]
 

@@ -251,8 +251,8 @@ def test_the_readme_tour_caption_says_what_lesson_00_sets_and_nothing_measured()
     assert caption, "the picture's caption (*From lesson 00 ...*) is missing"
     text = " ".join(caption.group(1).split())
     settings = tour_settings("classroom")
-    assert f"{settings['num_epochs']} epochs" in text, (text, settings)
-    assert f"{settings['num_images']:,} " in text, (text, settings)
+    assert f"{settings['ae_epochs']} epochs" in text, (text, settings)
+    assert f"{settings['pool_size']:,} " in text, (text, settings)
     torch.manual_seed(0)
     size = sum(p.numel() for p in aelab.models.ConvAutoencoder().parameters())
     assert re.findall(r"([\d,]+)-parameter", text) == [f"{size:,}"], text
