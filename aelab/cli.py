@@ -157,6 +157,37 @@ def cmd_data(args, extra) -> int:
     return 0
 
 
+def cmd_cache(args, extra) -> int:
+    from aelab import cache_archive
+
+    if args.action == "import":
+        got = cache_archive.import_(args.file)
+        for line in got["refused"]:
+            print(f"aelab cache import: refused {line}", file=sys.stderr)
+        print(f"aelab cache import: {got['added']} entries added, {got['present']} "
+              f"already there, {len(got['refused'])} refused; lessons now load these "
+              "models instead of training them")
+        return 1 if got["refused"] else 0
+    if args.lesson:  # train once, into a fresh cache, and export just that
+        with tempfile.TemporaryDirectory(prefix="aelab-export-") as fresh:
+            saved = os.environ.get("AELAB_CACHE")
+            os.environ["AELAB_CACHE"] = fresh
+            try:
+                runner.run(args.lesson, profile=args.profile,
+                           out=Path(fresh) / "run-out", seeds=args.seeds)
+            finally:
+                if saved is None:
+                    os.environ.pop("AELAB_CACHE", None)
+                else:
+                    os.environ["AELAB_CACHE"] = saved
+            count = cache_archive.export(args.file, Path(fresh))
+    else:
+        count = cache_archive.export(args.file)
+    print(f"aelab cache export: {count} entries -> {args.file}; students run "
+          f"`aelab cache import {Path(args.file).name}` (or its URL)")
+    return 0
+
+
 def cmd_bench(args, extra) -> int:
     from aelab.bench import main as bench_main
 
@@ -234,6 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
                       "build-embedded: rebuild data/*.npz byte for byte")
     data.add_argument("--out", default=None, help="with build-embedded: output folder")
     data.set_defaults(func=cmd_data)
+
+    cache = sub.add_parser("cache", help="a warm cache for a class: export the trained "
+                           "models to a zip, import it")
+    cache.add_argument("action", choices=("export", "import"),
+                       help="export: zip the cache (or, with --lesson, a fresh run's); "
+                       "import: add a zip's entries (a path or an http(s) URL)")
+    cache.add_argument("file", help="the zip to write (export) or read (import)")
+    cache.add_argument("--lesson", default=None,
+                       help="export: run this lesson first, into a fresh cache, and "
+                       "export only what it trained")
+    cache.add_argument("--profile", choices=profiles, default=None,
+                       help="with --lesson: " + profile_help)
+    cache.add_argument("--seeds", default=None,
+                       help="with --lesson: the seeds, as `aelab run --seeds` takes them")
+    cache.set_defaults(func=cmd_cache)
 
     bench = sub.add_parser("bench", help="training speed: aelab's loop vs a naive one")
     bench.add_argument("--quick", action="store_true", help="fewer images (a smoke test)")

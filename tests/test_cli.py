@@ -37,7 +37,7 @@ def run(args, tmp_path, **env):
 def test_help_lists_every_command(tmp_path):
     result = run([aelab_command(), "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
-    for command in ("lab", "run", "lessons", "student", "data", "bench"):
+    for command in ("lab", "run", "lessons", "student", "grade", "cache", "data", "bench"):
         listed = re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE)
         assert listed, result.stdout
 
