@@ -972,8 +972,9 @@ def explore(dataset, config, distance, classifier, phase):
                              marked=[n for n, row in enumerate(sel)
                                      if not row["converged"]],
                              ax=ax, xlabel=f"{distance} error", ylabel="accuracy (%)",
-                             title=f"{dataset}, {classifier}, {phase}: "
-                                   f"r {r.mean:+.2f} (converged)")
+                             title=f"{dataset}, {classifier}, {phase}: " + (
+                                 f"r {r.mean:+.2f} (converged)" if np.isfinite(r.mean)
+                                 else "r: too few converged autoencoders"))
     X = DATA[dataset]["X_test"][:6]
     seed = SEEDS[0]
     shown = [to_float(X), aelab.predict(AE[dataset, config, seed][0], X),

@@ -123,7 +123,7 @@ SETTINGS = {
                  budget_seeds=5, lr=1e-3, sgd_lr=0.1),
     "classroom": dict(source="embedded", num_train=3000, num_valid=1000,
                       num_test=1000, num_eval=1000, depths=(1, 2, 3), width=128,
-                      seeds=tuple(range(10)), clf_epochs=30, ae_epochs=10,
+                      seeds=tuple(range(10)), clf_epochs=30, ae_epochs=20,
                       budgets=(500, 1000, 2000, 3000), budget_depth=2, budget_seeds=10,
                       lr=1e-3, sgd_lr=0.1),
     # The paper: MNIST's 50,000 / 10,000 split, 2 x 400 initialisations per figure.
