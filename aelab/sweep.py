@@ -33,7 +33,7 @@ from aelab import batched, validate
 from aelab.splits import to_float
 from aelab.train import (History, autocast, validate_settings, evaluate, fit, fit_key,
                          load_fitted, make_optimizer, record_extras, record_loss,
-                         save_fitted)
+                         rng_neutral, save_fitted)
 from aelab.utils import progress, say_once, training_device
 
 VMAP_MAX_BATCH = 1024
@@ -91,6 +91,7 @@ def _describe(strategy: str, models: list) -> str:
             "batched": "same-shape models stacked into batched matmuls"}[strategy]
 
 
+@rng_neutral
 def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
              num_epochs: int = 10, lr: float = 1e-3, batch_size: int = 128,
              optimizer: str = "adam", weight_decay: float = 0.0,

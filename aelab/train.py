@@ -297,6 +297,22 @@ def validate_settings(num_epochs, batch_size, lr, weight_decay, clip_grad,
     return num_epochs, batch_size
 
 
+def rng_neutral(train):
+    """Run `train` (fit, fit_many) with the global random generators as they
+    were before it, afterwards: the models a lesson builds next then get the
+    same initial weights whether this call trained or loaded its models from
+    the cache (a warm rerun must give what a cold run gives)."""
+    import functools
+
+    @functools.wraps(train)
+    def wrapper(*args, **kwargs):
+        devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
+            return train(*args, **kwargs)
+    return wrapper
+
+
+@rng_neutral
 def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
         lr: float = 1e-3, batch_size: int = 128, optimizer: str = "adam",
         weight_decay: float = 0.0, test_data=None, metrics: dict | None = None,

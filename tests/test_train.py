@@ -231,6 +231,30 @@ def test_fit_with_cache_loads_the_finished_run_instead_of_training(images):
         assert torch.equal(p, q)
 
 
+def test_the_next_model_gets_the_same_weights_whether_fit_trained_or_loaded(images):
+    """A warm rerun must build what a cold run builds: after fit and fit_many
+    the global generator is where it was before them, trained or cached."""
+    from aelab import fit_many
+
+    def after(train):
+        torch.manual_seed(0)
+        model = tiny_ae()
+        train(model)
+        return torch.rand(3), tiny_ae().state_dict()
+
+    for train in (lambda m: fit(m, (images,), recon, num_epochs=2, quiet=True,
+                                cache=True, seed=1),
+                  lambda m: fit_many([m], [(images,)], recon, num_epochs=2, quiet=True,
+                                     cache=True, seeds=[1])):
+        cold, warm = after(train), after(train)  # the second loads from the cache
+        torch.manual_seed(0)
+        tiny_ae()
+        untouched = torch.rand(3)
+        assert torch.equal(cold[0], warm[0]) and torch.equal(cold[0], untouched)
+        for name, value in cold[1].items():
+            assert torch.equal(value, warm[1][name]), name
+
+
 def test_fit_cache_key_changes_with_the_objective_and_the_initial_weights(images):
     def recon_l1(model, batch):
         X, = batch
