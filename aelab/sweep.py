@@ -4,7 +4,11 @@
 each what `fit` records, epoch by epoch (train loss, test loss, metrics, watched
 outputs; the stalled flag follows from the train loss). How depends on the
 models and the device, measured rather than assumed (benchmarks/RESULTS.md):
-- "sequential": one `fit` after another. On a CPU, for convolutional models.
+- "sequential": one `fit` after another, in this process.
+- "processes" (CPU, Linux, two torch threads or more): one `fit` per model in
+  forked worker processes, as many as torch has threads, one thread each
+  (aelab.workers). For the models the CPU cannot stack: convolutions,
+  BatchNorm (each model keeps its own running statistics), anything.
 - "batched" (CPU, models whose only weighted layers are nn.Linear, all of one
   architecture): the M models' weights are stacked as [M, in, out]
   (aelab.batched) and each layer of all M runs as one batched matmul.
@@ -29,15 +33,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from aelab import batched, validate
+from aelab import batched, validate, workers
 from aelab.splits import to_float
-from aelab.train import (History, autocast, validate_settings, evaluate, fit, fit_key,
+from aelab.train import (History, autocast, cached_fit, evaluate, fit, fit_key,
                          load_fitted, make_optimizer, record_extras, record_loss,
-                         rng_neutral, save_fitted)
+                         rng_neutral, save_fitted, validate_settings)
 from aelab.utils import progress, say_once, training_device
 
 VMAP_MAX_BATCH = 1024
-STRATEGIES = ("auto", "sequential", "batched", "vmap")
+STRATEGIES = ("auto", "sequential", "processes", "batched", "vmap")
 
 
 class _Objective(nn.Module):
@@ -56,7 +60,7 @@ def _tuple(data):
     return (data,) if torch.is_tensor(data) else tuple(data)
 
 
-def _choose(strategy, models, device, batch_size) -> str:
+def _choose(strategy, models, device, batch_size, callback=None) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: use one of "
                          f"{', '.join(STRATEGIES)}")
@@ -64,6 +68,10 @@ def _choose(strategy, models, device, batch_size) -> str:
     if strategy == "batched" and why_not:
         raise ValueError(f"strategy='batched' cannot stack these models: {why_not}; "
                          "use strategy='sequential'")
+    no_workers = workers.unavailable() or (
+        "" if device.type == "cpu" else f"worker processes train on the CPU, not {device}")
+    if strategy == "processes" and no_workers:
+        raise ValueError(f"strategy='processes': {no_workers}; use strategy='sequential'")
     if strategy != "auto":
         return strategy
     if device.type == "cuda" and batch_size < VMAP_MAX_BATCH:
@@ -77,6 +85,13 @@ def _choose(strategy, models, device, batch_size) -> str:
         # rounds), 1.0-6.0x faster than one fit after another with 2 threads,
         # 1.0-2.7x with 1; 20 x 784-128-128-10 at batch 64: 3.1-3.2x (RESULTS.md).
         return "batched"
+    if (device.type == "cpu" and len(models) > 1 and torch.get_num_threads() > 1
+            and not no_workers and callback is None):
+        # Measured on 2 CPU cores: 5 barletta AEs at batch 64, one epoch, 1.2-1.5x
+        # one fit after another (one thread per model gains more than a second
+        # thread for one model: 13.4 vs 9.8 ms a step); a callback is left
+        # in-process, since it would run on the worker's copy of the model.
+        return "processes"
     return "sequential"
 
 
@@ -86,6 +101,9 @@ def _describe(strategy: str, models: list) -> str:
         return ("models with buffers (BatchNorm) one after another, since their "
                 "running statistics cannot update under vmap; the others stacked "
                 "under vmap")
+    if strategy == "processes":
+        return (f"one model per worker process, {min(torch.get_num_threads(), len(models))}"
+                " at once, one thread each")
     return {"sequential": "one model after another",
             "vmap": "same-shape models stacked under vmap",
             "batched": "same-shape models stacked into batched matmuls"}[strategy]
@@ -100,7 +118,10 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
              metrics: dict | None = None, watch=None, callback=None, device=None,
              quiet: bool = False, desc: str = "models", cache: bool = False,
              chunk: int = 32) -> list[History]:
-    """Train models[i] on datas[i] (a tuple of tensors) with the same objective.
+    """Train models[i] on datas[i] (a tuple of tensors) with loss_fn: one
+    objective for every model, or a list with one per model (configurations
+    of one shape trained together: the stacked strategies stack the models
+    that share an objective).
 
     test_data: one dataset for every model, or a list with one per model; its
         loss_fn after every epoch goes into history.test_loss, as in `fit`.
@@ -123,6 +144,11 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
                          f"for {len(models)} models (or leave seeds=None for 0, 1, ...)")
     for i, d in enumerate(datas):
         validate.data(d, f"datas[{i}]", "fit_many")
+    loss_fns = list(loss_fn) if isinstance(loss_fn, (list, tuple)) else \
+        [loss_fn] * len(models)
+    if len(loss_fns) != len(models) or not all(map(callable, loss_fns)):
+        raise ValueError(f"fit_many needs one objective, or a list of one per model: "
+                         f"got {len(loss_fns)} for {len(models)} models")
     evals = {"": test_data, **(eval_data or {})}  # "" is the test set
     for name, data in evals.items():
         if isinstance(data, list) and len(data) != len(models):
@@ -131,7 +157,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     evals = {k: v if isinstance(v, list) else [v] * len(models)
              for k, v in evals.items() if v is not None}
     device = training_device(device)
-    strategy = _choose(strategy, models, device, batch_size)
+    strategy = _choose(strategy, models, device, batch_size, callback)
     if not quiet:
         say_once(f"fit_many {strategy} {device.type}",
                  f"aelab: fit_many on {device.type}: {_describe(strategy, models)}")
@@ -139,13 +165,16 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     datas = [_tuple(d) for d in datas]
     kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
               weight_decay=weight_decay, clip_grad=clip_grad, device=device)
+    if strategy == "processes":
+        return _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watch,
+                              callback, cache, kw, desc=desc, quiet=quiet)
     histories: list = [None] * len(models)
     keys, groups = {}, {}
     for i, (m, d) in enumerate(zip(models, datas)):
         mine = {k: v[i] for k, v in evals.items()}
         if strategy != "sequential":
             if cache:
-                keys[i] = fit_key(m, d, loss_fn, seed=seeds[i], strategy=strategy,
+                keys[i] = fit_key(m, d, loss_fns[i], seed=seeds[i], strategy=strategy,
                                   evals=mine, metrics=metrics, watch=watch, **kw)
                 histories[i] = load_fitted(m, keys[i], device)
                 if histories[i] is not None:
@@ -153,7 +182,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
             if strategy == "vmap" and any(True for _ in m.buffers()):
                 key = i  # BatchNorm's running statistics cannot update under vmap
             else:
-                key = (batched.signature(m), len(d[0]),
+                key = (batched.signature(m), id(loss_fns[i]), len(d[0]),
                        tuple(len(_tuple(v)[0]) for v in mine.values()))
         else:
             key = i
@@ -166,7 +195,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
         for idx in todo:
             if len(idx) == 1 or strategy == "sequential":
                 for i in idx:
-                    histories[i] = _fit_one(models[i], datas[i], loss_fn, seeds[i],
+                    histories[i] = _fit_one(models[i], datas[i], loss_fns[i], seeds[i],
                                             {k: v[i] for k, v in evals.items()},
                                             metrics, watch, callback,
                                             cache and i not in keys, kw)
@@ -177,7 +206,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
                     bar.update()
                 continue
             hs = _fit_stacked([models[i] for i in idx], [datas[i] for i in idx],
-                              loss_fn, [seeds[i] for i in idx],
+                              loss_fns[idx[0]], [seeds[i] for i in idx],
                               {k: [v[i] for i in idx] for k, v in evals.items()},
                               layout=strategy, metrics=metrics, watch=watch,
                               callback=callback, desc=desc, **kw)
@@ -197,13 +226,66 @@ def _loss_on(model, *, data, loss_fn):
     return evaluate(model, data, loss_fn)
 
 
-def _fit_one(model, data, loss_fn, seed, evals, metrics, watch, callback, cache, kw):
-    """One `fit`, with eval_data passed as metrics (the same numbers)."""
+def _fit_args(data, loss_fn, seed, evals, metrics, watch, callback, kw) -> dict:
+    """fit's arguments for one model, eval_data passed as metrics (the same
+    numbers)."""
     extra = {k: functools.partial(_loss_on, data=v, loss_fn=loss_fn)
              for k, v in evals.items() if k}
-    return fit(model, data, loss_fn, seed=seed, test_data=evals.get(""),
-               metrics={**extra, **metrics} if extra and metrics else extra or metrics,
-               watch=watch, callback=callback, quiet=True, cache=cache, **kw)
+    return dict(data=data, loss_fn=loss_fn, seed=seed, test_data=evals.get(""),
+                metrics={**extra, **metrics} if extra and metrics else extra or metrics,
+                watch=watch, callback=callback, quiet=True, **kw)
+
+
+def _fit_one(model, data, loss_fn, seed, evals, metrics, watch, callback, cache, kw):
+    """One `fit`, in this process."""
+    return fit(model, cache=cache,
+               **_fit_args(data, loss_fn, seed, evals, metrics, watch, callback, kw))
+
+
+def _train_in_worker(model, cache, args) -> dict:
+    """A worker's job: one fit (it caches what it trains), sent back as its
+    weights and history."""
+    history = fit(model, cache=cache, **args)
+    return dict(state=model.state_dict(), history=history.to_dict())
+
+
+def _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watch, callback,
+                   cache, kw, *, desc, quiet):
+    """Every model not in the cache trained by one `fit` in a worker process
+    (aelab.workers); the parent loads each result as it comes."""
+    histories: list = [None] * len(models)
+    args = [_fit_args(datas[i], loss_fns[i], seeds[i], {k: v[i] for k, v in evals.items()},
+                      metrics, watch, callback, kw) for i in range(len(models))]
+    todo = []
+    for i, m in enumerate(models):
+        histories[i] = cached_fit(m, **args[i]) if cache else None
+        if histories[i] is None:
+            todo.append(i)
+    bar = progress(total=len(models), initial=len(models) - len(todo), desc=desc,
+                   disable=quiet, unit="model")
+    device = kw["device"]
+
+    def take(k, result):
+        i = todo[k]
+        models[i].load_state_dict(result["state"])
+        models[i].to(device, memory_format=torch.channels_last).eval()
+        histories[i] = History.from_dict(result["history"])
+        bar.update()
+
+    try:
+        if todo:
+            jobs = [functools.partial(_train_in_worker, models[i], cache, args[i])
+                    for i in todo]
+            workers.run(jobs, workers=torch.get_num_threads(), on_result=take)
+    except KeyboardInterrupt:
+        done = sum(h is not None for h in histories)
+        print(f"{desc}: interrupted; {done} of {len(models)} models finished"
+              + (" (cached: a rerun loads them, and resumes the others from their "
+                 "last finished epoch)" if cache else ""), flush=True)
+        raise
+    finally:
+        bar.close()
+    return histories
 
 
 def _stack(models, layout):

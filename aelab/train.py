@@ -229,6 +229,25 @@ def fit_key(model: nn.Module, data, loss_fn, **settings) -> dict:
                 settings={k: fingerprint(v) for k, v in sorted(settings.items())})
 
 
+def _run_key(model, data, loss_fn, *, device, num_epochs=10, lr=1e-3, batch_size=128,
+             optimizer="adam", weight_decay=0.0, test_data=None, metrics=None,
+             clip_grad=None, seed=0, watch=None) -> dict:
+    """fit's cache key for these arguments (fit's own defaults)."""
+    return fit_key(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
+                   batch_size=batch_size, optimizer=optimizer,
+                   weight_decay=weight_decay, test_data=test_data, metrics=metrics,
+                   clip_grad=clip_grad, seed=seed, watch=watch, device=device.type)
+
+
+def cached_fit(model: nn.Module, data, loss_fn, *, device, quiet=True, desc="fit",
+               callback=None, cache=True, **settings) -> History | None:
+    """What fit(model, data, loss_fn, cache=True, **settings) would load from
+    the cache without training, loaded into `model`; None if it would train."""
+    device = training_device(device)
+    return load_fitted(model, _run_key(model, data, loss_fn, device=device, **settings),
+                       device)
+
+
 def load_fitted(model: nn.Module, key: dict, device) -> History | None:
     """The cached result of `key` loaded into `model`, or None."""
     path = cache_path(key, "fit")
@@ -342,11 +361,11 @@ def fit(model: nn.Module, data, loss_fn: LossFn, *, num_epochs: int = 10,
     device = training_device(device)
     key = None
     if cache:  # the key holds the initial weights: take it before training
-        key = fit_key(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
-                      batch_size=batch_size, optimizer=optimizer,
-                      weight_decay=weight_decay, test_data=test_data,
-                      metrics=metrics, clip_grad=clip_grad, seed=seed, watch=watch,
-                      device=device.type)
+        key = _run_key(model, data, loss_fn, num_epochs=num_epochs, lr=lr,
+                       batch_size=batch_size, optimizer=optimizer,
+                       weight_decay=weight_decay, test_data=test_data,
+                       metrics=metrics, clip_grad=clip_grad, seed=seed, watch=watch,
+                       device=device)
         history = load_fitted(model, key, device)
         if history is not None:
             return history

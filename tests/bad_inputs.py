@@ -563,7 +563,12 @@ CASES = [
          r"^seeds '1-3,2' names a seed twice"),
     Case("fit-many-strategy-unknown", "API", "fit_many(strategy='fast')",
          lambda t: train_many(strategy="fast"), ValueError,
-         r"^unknown strategy 'fast': use one of auto, sequential, batched, vmap"),
+         r"^unknown strategy 'fast': use one of auto, sequential, processes, batched, "
+         "vmap"),
+    Case("fit-many-objectives-count", "API", "fit_many(3 models, loss_fn=[one objective])",
+         lambda t: fit_many([tiny_ae() for _ in range(3)], [(images(),)] * 3, [recon],
+                            num_epochs=1, device="cpu", quiet=True), ValueError,
+         r"^fit_many needs one objective, or a list of one per model: got 1 for 3"),
     Case("frozen-features-tuple-code", "API", "frozen_features(an encoder returning a tuple)",
          lambda t: probes.frozen_features(TupleCode().requires_grad_(False), images()),
          ValueError, r"^frozen_features: the encoder returned a tuple, not one tensor"),

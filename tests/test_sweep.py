@@ -93,13 +93,23 @@ def test_per_model_test_sets_give_per_model_test_losses(sweep):
                     fit_many(b, datas[1:], ce, strategy="batched", **kw))
 
 
-def test_auto_stacks_linear_models_on_a_cpu_only(sweep):
+def test_auto_stacks_linear_models_and_forks_workers_for_the_others_on_a_cpu(sweep):
     models, _, _ = sweep
     cpu = torch.device("cpu")
     assert _choose("auto", models, cpu, 64) == "batched"
     convs = [nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()) for _ in range(3)]
-    assert _choose("auto", convs, cpu, 64) == "sequential"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert _choose("auto", convs, cpu, 64) == "processes"
+        assert _choose("auto", convs, cpu, 64, callback=print) == "sequential"
+        torch.set_num_threads(1)  # one thread: no second core to give a worker
+        assert _choose("auto", convs, cpu, 64) == "sequential"
+    finally:
+        torch.set_num_threads(threads)
     assert _choose("auto", models[:1], cpu, 64) == "sequential"
+    with pytest.raises(ValueError, match="worker processes train on the CPU"):
+        _choose("processes", convs, torch.device("cuda"), 64)
     with pytest.raises(ValueError, match="Conv2d.*not an nn.Linear.*sequential"):
         _choose("batched", convs, cpu, 64)
     with pytest.raises(ValueError, match="unknown strategy"):
@@ -187,4 +197,6 @@ def test_fit_many_says_once_which_strategy_it_used_and_why_for_batchnorm(
     for _ in range(2):
         fit_many(bn, [(X, y)] * 2, ce, num_epochs=1, batch_size=4)
     said = capsys.readouterr().out
-    assert said.count("fit_many on cpu: one model after another") == 1
+    expected = ("one model per worker process" if sweep._choose(
+        "auto", bn, torch.device("cpu"), 4) == "processes" else "one model after another")
+    assert said.count(f"fit_many on cpu: {expected}") == 1
