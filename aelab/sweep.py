@@ -128,7 +128,8 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     eval_data: {name: dataset (or a list, one per model)}: the mean loss_fn on
         it after every epoch, in history.metrics[name] (e.g. the training set,
         measured after the epoch rather than averaged during it).
-    metrics, watch, callback: as in `fit`, for every model after every epoch.
+    metrics, watch, callback: as in `fit`, for every model after every epoch;
+        watch may be a list, one tensor of inputs per model.
     cache: as in `fit`, per model: models whose exact run finished before are
         loaded, the others trained and stored. Ctrl-C stops the whole sweep
         (the models that finished stay cached, so a rerun resumes) and re-raises.
@@ -156,6 +157,10 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
                              f"model: got {len(data)} for {len(models)} models")
     evals = {k: v if isinstance(v, list) else [v] * len(models)
              for k, v in evals.items() if v is not None}
+    watches = watch if isinstance(watch, (list, tuple)) else [watch] * len(models)
+    if len(watches) != len(models):
+        raise ValueError(f"watch as a list needs one tensor per model: got "
+                         f"{len(watches)} for {len(models)} models")
     device = training_device(device)
     strategy = _choose(strategy, models, device, batch_size, callback)
     if not quiet:
@@ -166,7 +171,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     kw = dict(num_epochs=num_epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
               weight_decay=weight_decay, clip_grad=clip_grad, device=device)
     if strategy == "processes":
-        return _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watch,
+        return _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watches,
                               callback, cache, kw, desc=desc, quiet=quiet)
     histories: list = [None] * len(models)
     keys, groups = {}, {}
@@ -175,7 +180,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
         if strategy != "sequential":
             if cache:
                 keys[i] = fit_key(m, d, loss_fns[i], seed=seeds[i], strategy=strategy,
-                                  evals=mine, metrics=metrics, watch=watch, **kw)
+                                  evals=mine, metrics=metrics, watch=watches[i], **kw)
                 histories[i] = load_fitted(m, keys[i], device)
                 if histories[i] is not None:
                     continue
@@ -197,7 +202,7 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
                 for i in idx:
                     histories[i] = _fit_one(models[i], datas[i], loss_fns[i], seeds[i],
                                             {k: v[i] for k, v in evals.items()},
-                                            metrics, watch, callback,
+                                            metrics, watches[i], callback,
                                             cache and i not in keys, kw)
                     if i in keys:
                         save_fitted(models[i], keys[i], histories[i])
@@ -208,7 +213,8 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
             hs = _fit_stacked([models[i] for i in idx], [datas[i] for i in idx],
                               loss_fns[idx[0]], [seeds[i] for i in idx],
                               {k: [v[i] for i in idx] for k, v in evals.items()},
-                              layout=strategy, metrics=metrics, watch=watch,
+                              layout=strategy, metrics=metrics,
+                              watch=[watches[i] for i in idx],
                               callback=callback, desc=desc, **kw)
             for i, h in zip(idx, hs, strict=True):
                 histories[i] = h
@@ -244,8 +250,14 @@ def _fit_one(model, data, loss_fn, seed, evals, metrics, watch, callback, cache,
 
 def _train_in_worker(model, cache, args) -> dict:
     """A worker's job: one fit (it caches what it trains), sent back as its
-    weights and history."""
-    history = fit(model, cache=cache, **args)
+    weights and history; each finished epoch moves the parent's bar."""
+    user = args["callback"]
+
+    def tick(model, epoch, history):
+        workers.report()
+        if user is not None:
+            user(model, epoch, history)
+    history = fit(model, cache=cache, **{**args, "callback": tick})
     return dict(state=model.state_dict(), history=history.to_dict())
 
 
@@ -255,14 +267,14 @@ def _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watch, callba
     (aelab.workers); the parent loads each result as it comes."""
     histories: list = [None] * len(models)
     args = [_fit_args(datas[i], loss_fns[i], seeds[i], {k: v[i] for k, v in evals.items()},
-                      metrics, watch, callback, kw) for i in range(len(models))]
+                      metrics, watch[i], callback, kw) for i in range(len(models))]
     todo = []
     for i, m in enumerate(models):
         histories[i] = cached_fit(m, **args[i]) if cache else None
         if histories[i] is None:
             todo.append(i)
-    bar = progress(total=len(models), initial=len(models) - len(todo), desc=desc,
-                   disable=quiet, unit="model")
+    epochs = kw["num_epochs"]  # the bar counts epochs: workers finish models together
+    bar = progress(total=len(todo) * epochs, desc=desc, disable=quiet, unit="epoch")
     device = kw["device"]
 
     def take(k, result):
@@ -270,13 +282,15 @@ def _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watch, callba
         models[i].load_state_dict(result["state"])
         models[i].to(device, memory_format=torch.channels_last).eval()
         histories[i] = History.from_dict(result["history"])
-        bar.update()
+        bar.update(epochs - len(histories[i].train_loss))  # a model that stopped early
 
     try:
         if todo:
             jobs = [functools.partial(_train_in_worker, models[i], cache, args[i])
                     for i in todo]
-            workers.run(jobs, workers=torch.get_num_threads(), on_result=take)
+            workers.run(jobs, workers=torch.get_num_threads(), on_result=take,
+                        on_tick=bar.update)
+            bar.update(max(0, bar.total - bar.n))  # epochs a resumed fit had done before
     except KeyboardInterrupt:
         done = sum(h is not None for h in histories)
         print(f"{desc}: interrupted; {done} of {len(models)} models finished"
@@ -362,9 +376,9 @@ def _fit_stacked(models, datas, loss_fn, seeds, evals, *, layout, num_epochs, lr
                     continue
                 for k, losses in measured.items():
                     (h.metrics[k] if k else h.test_loss).append(losses[i])
-                if metrics or watch is not None or callback is not None:
+                if metrics or watch[i] is not None or callback is not None:
                     load(i)
-                    _after_epoch(models[i], h, epoch, metrics, watch, callback, device)
+                    _after_epoch(models[i], h, epoch, metrics, watch[i], callback, device)
             if not alive:
                 break
     except KeyboardInterrupt:

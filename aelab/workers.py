@@ -35,6 +35,14 @@ from multiprocessing.connection import wait
 import torch
 
 STOP_WAIT_S = 30.0  # how long the children get to stop after Ctrl-C
+_to_parent = None  # in a child: its pipe, for report()
+
+
+def report(n: int = 1) -> None:
+    """In a job: tell the parent that n more units of work are done (its
+    progress bar moves); a no-op outside a worker."""
+    if _to_parent is not None:
+        _to_parent.send(("tick", -1, "", n))
 
 
 def unavailable() -> str:
@@ -56,6 +64,8 @@ def _stop_once(signum, frame):
 
 
 def _child(jobs, tasks, conn) -> None:
+    global _to_parent
+    _to_parent = conn
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, _stop_once)
     for k in tasks:
@@ -81,10 +91,11 @@ def _child(jobs, tasks, conn) -> None:
     conn.close()
 
 
-def run(jobs: list, *, workers: int, on_result) -> None:
+def run(jobs: list, *, workers: int, on_result, on_tick=None) -> None:
     """Run every jobs[k]() in `workers` forked processes, calling
-    on_result(k, value) in the parent as each finishes (in finishing order).
-    Worker w runs jobs w, w + workers, ... in turn."""
+    on_result(k, value) in the parent as each finishes (in finishing order),
+    and on_tick(n) when a job calls report(n). Worker w runs jobs w,
+    w + workers, ... in turn."""
     why = unavailable()
     if why:
         raise RuntimeError(f"aelab.workers: {why}")
@@ -103,7 +114,7 @@ def run(jobs: list, *, workers: int, on_result) -> None:
             conns.append(recv)
     interrupted = clean = False
     try:
-        error = _collect(conns, on_result)
+        error = _collect(conns, on_result, on_tick)
         clean = error is None
     except KeyboardInterrupt:
         interrupted = True
@@ -111,7 +122,7 @@ def run(jobs: list, *, workers: int, on_result) -> None:
             if p.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGINT)
-        _collect(conns, on_result, deadline=time.monotonic() + STOP_WAIT_S)
+        _collect(conns, on_result, on_tick, deadline=time.monotonic() + STOP_WAIT_S)
     finally:  # after an error or a Ctrl-C, what still runs is stopped
         for p in procs:
             p.join(timeout=None if clean else 1.0)
@@ -126,7 +137,7 @@ def run(jobs: list, *, workers: int, on_result) -> None:
         raise error
 
 
-def _collect(conns: list, on_result, *, deadline: float | None = None):
+def _collect(conns: list, on_result, on_tick, *, deadline: float | None = None):
     """Read the children's messages until every one has closed its pipe.
     Returns the first error (an exception object) or None; a child's Ctrl-C
     is raised as KeyboardInterrupt. With a deadline (draining after Ctrl-C)
@@ -145,7 +156,10 @@ def _collect(conns: list, on_result, *, deadline: float | None = None):
                 continue
             if printed:
                 print(printed, end="" if printed.endswith("\n") else "\n", flush=True)
-            if kind == "done":
+            if kind == "tick":
+                if on_tick is not None:
+                    on_tick(payload)
+            elif kind == "done":
                 on_result(k, torch.load(io.BytesIO(payload), weights_only=True))
             elif deadline is not None:
                 continue

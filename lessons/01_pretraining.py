@@ -294,27 +294,29 @@ def objective(loss, penalty, lam):
 # %% [markdown]
 # Every autoencoder is pretrained once per seed (its initial weights and its
 # batch order change with the seed), so the seed bands below include the
-# variance of pretraining. The seeds of one autoencoder train together
-# (`aelab.fit_many`); each shows a progress bar, and a run that finished
-# before is loaded from the cache. `watch` keeps the reconstructions of 32 test
-# images after every epoch, for the slider further down.
+# variance of pretraining. All of them, every autoencoder and seed, train
+# together in one `aelab.fit_many` (each model with its own objective, data and
+# seed; on a CPU, one model per core at a time), under one progress bar; a
+# model that finished before is loaded from the cache. `watch` keeps the
+# reconstructions of 32 test images after every epoch, for the slider further
+# down.
 
 # %% tags=["nbval-ignore-output"]
 check_sparse_loss(sparse_loss).require()  # stop here if Exercise 1 is not done
-pretrained = {}  # (name, seed) -> (model, history)
-for name, (data, penalty, lam) in AUTOENCODERS.items():
-    X, X_test = UNLABELED[data]
-    models = []
-    for seed in SEEDS:
-        torch.manual_seed(seed)
-        models.append(ConvAutoencoder())
-    histories = aelab.fit_many(
-        models, [(X,)] * len(SEEDS), objective(sparse_loss, penalty, lam),
-        num_epochs=SETTINGS["ae_epochs"], lr=SETTINGS["ae_lr"],
-        batch_size=SETTINGS["ae_batch_size"], seeds=list(SEEDS), test_data=(X_test,),
-        watch=X_test[:32], desc=f"{name}: {len(SEEDS)} seeds", cache=True)
-    for seed, model, history in zip(SEEDS, models, histories, strict=True):
-        pretrained[name, seed] = (model, history)
+runs = [(name, seed) for name in AUTOENCODERS for seed in SEEDS]
+models = []
+for name, seed in runs:
+    torch.manual_seed(seed)  # every autoencoder of a seed starts from the same weights
+    models.append(ConvAutoencoder())
+histories = aelab.fit_many(
+    models, [(UNLABELED[AUTOENCODERS[name][0]][0],) for name, _ in runs],
+    [objective(sparse_loss, *AUTOENCODERS[name][1:]) for name, _ in runs],
+    num_epochs=SETTINGS["ae_epochs"], lr=SETTINGS["ae_lr"],
+    batch_size=SETTINGS["ae_batch_size"], seeds=[seed for _, seed in runs],
+    test_data=[(UNLABELED[AUTOENCODERS[name][0]][1],) for name, _ in runs],
+    watch=[UNLABELED[AUTOENCODERS[name][0]][1][:32] for name, _ in runs],
+    desc=f"{len(AUTOENCODERS)} autoencoders x {len(SEEDS)} seeds", cache=True)
+pretrained = dict(zip(runs, zip(models, histories)))  # (name, seed) -> (model, history)
 
 # %% [markdown]
 # **Did they really train?** Loss curves first (first seed; train solid, test

@@ -6,8 +6,9 @@ small (a warm-up), then `repeats` rounds with the variants taking turns, so a
 busy machine slows them alike. Cells give the median and, in brackets, the
 min-max over rounds. ratio = how many times faster aelab is, taken round by
 round (each round's aelab against the same round's naive): median (min-max).
-The many-initialisation row compares two of aelab's own strategies: its naive
-column is one `fit` after another, its aelab column fit_many's batched one.
+The many-initialisation and many-seed rows compare aelab's own strategies: their
+naive column is one `fit` after another, their aelab column fit_many's batched
+(MLPs) or automatic choice (conv models: worker processes on a CPU).
 """
 from __future__ import annotations
 
@@ -111,6 +112,8 @@ def main(quick: bool = False, out=None, device=None, repeats: int = 5,
                     X, y, Xte, yte, device, w, quick, repeats)),
                 ("many initialisations of one MLP", lambda w: cases.many_inits(
                     X, y, Xte, yte, device, w, quick, repeats)),
+                ("many seeds of one conv model", lambda w: cases.many_seeds(
+                    X, device, w, quick, repeats)),
                 ("linear probes", lambda w: cases.probes(
                     X, y, Xte, yte, device, w, quick, repeats))]
     if device.type == "cuda":

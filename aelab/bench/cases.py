@@ -15,7 +15,7 @@ from aelab.metrics import accuracy
 from aelab.models import ConvAutoencoder
 from aelab.splits import make_splits
 from aelab.probes import train_probes
-from aelab.sweep import fit_many
+from aelab.sweep import _choose, fit_many
 from aelab.train import autocast, fit, predict
 
 
@@ -114,6 +114,48 @@ def many_inits(X, y, Xte, yte, device, worker, quick, repeats):
             f"column: one fit after another; final test NLLs differ by <= {gap:.1e}")
     return [(f"{M}-initialisation MLP sweep, fit_many batched", "s",
              sec["sequential"], sec["batched"], note)]
+
+
+def bn_denoiser():
+    """A small conv denoiser with BatchNorm (running statistics per model)."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 1, 3, padding=1))
+
+
+def denoise(model, batch):
+    X, = batch
+    return torch.nn.functional.mse_loss(model(X + 0.3 * torch.randn_like(X)), X)
+
+
+def many_seeds(X, device, worker, quick, repeats):
+    """3b. M seeds of one conv model on one training set: one fit after another
+    (strategy="sequential") vs what fit_many picks on this device ("auto":
+    worker processes on a CPU, vmap on CUDA)."""
+    M, n, epochs = (2, 256, 1) if quick else (10, 2000, 1)
+    shapes = {"conv AE (barletta2024's, 8-4 channels)": (ConvAutoencoder, recon),
+              "BatchNorm conv denoiser (16 channels)": (bn_denoiser, denoise)}
+    rows = []
+    for label, (make, objective) in shapes.items():
+        def run(strategy, make=make, objective=objective):
+            def go(small):
+                torch.manual_seed(0)
+                models = [make() for _ in range(2 if small else M)]
+                fit_many(models, [(X[:128 if small else n],)] * len(models), objective,
+                         strategy=strategy, num_epochs=1 if small else epochs,
+                         batch_size=64, device=device, quiet=True)
+            return go
+        sec, _ = interleave({"sequential": run("sequential"), "auto": run("auto")},
+                            repeats, device)
+        torch.manual_seed(0)
+        chosen = _choose("auto", [make() for _ in range(M)], device, 64)
+        rows.append((f"{M} seeds of a {label}, fit_many {chosen}", "s",
+                     sec["sequential"], sec["auto"],
+                     f"{n} images x {epochs} epoch, batch 64, Adam; naive column: "
+                     f"one fit after another, {torch.get_num_threads()} threads"))
+    return rows
 
 
 def probes(X, y, Xte, yte, device, worker, quick, repeats):
