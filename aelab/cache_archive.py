@@ -14,11 +14,13 @@ cache are left as they are. Nothing is imported from a zip without a manifest.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -73,7 +75,7 @@ def _fetch(source: str) -> Path:
         os.close(fd)
         try:
             with urllib.request.urlopen(source, timeout=60) as r, open(tmp, "wb") as f:
-                f.write(r.read())
+                shutil.copyfileobj(r, f, 1 << 20)  # streamed: a class cache can be large
         except OSError as err:
             os.unlink(tmp)
             reason = getattr(err, "reason", None) or err
@@ -97,6 +99,25 @@ def _readable(data: bytes) -> str:
         return "it holds Python objects, not tensors and numbers" if (
             "Unsupported global" in str(err)) else f"unreadable ({type(err).__name__})"
     return ""
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a unique temporary file beside it,
+    flushed to disk before it takes the name: a crash or a second import at
+    the same time never leaves half an entry under a cache name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                               suffix=".import")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def import_(source: str, folder: str | os.PathLike | None = None) -> dict:
@@ -137,10 +158,7 @@ def import_(source: str, folder: str | os.PathLike | None = None) -> dict:
             if target.exists():
                 present += 1
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.import")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            _write_atomically(target, data)
             added += 1
     if path != Path(source):
         path.unlink()

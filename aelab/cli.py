@@ -170,16 +170,8 @@ def cmd_cache(args, extra) -> int:
         return 1 if got["refused"] else 0
     if args.lesson:  # train once, into a fresh cache, and export just that
         with tempfile.TemporaryDirectory(prefix="aelab-export-") as fresh:
-            saved = os.environ.get("AELAB_CACHE")
-            os.environ["AELAB_CACHE"] = fresh
-            try:
-                runner.run(args.lesson, profile=args.profile,
-                           out=Path(fresh) / "run-out", seeds=args.seeds)
-            finally:
-                if saved is None:
-                    os.environ.pop("AELAB_CACHE", None)
-                else:
-                    os.environ["AELAB_CACHE"] = saved
+            runner.run(args.lesson, profile=args.profile, out=Path(fresh) / "run-out",
+                       seeds=args.seeds, cache=fresh)
             count = cache_archive.export(args.file, Path(fresh))
     else:
         count = cache_archive.export(args.file)

@@ -180,10 +180,12 @@ def _kernel(nb, *, cwd: Path, stderr_log: Path, timeout: float | None = None):
 
 
 def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
-        timeout: int | None = None, seeds: str | None = None, log=None) -> dict:
+        timeout: int | None = None, seeds: str | None = None, log=None,
+        cache: str | Path | None = None) -> dict:
     """Execute a lesson's cells in order in a fresh kernel; return what was
     written. `seeds` ("5-9", "5,6,7") replaces the lesson's seeds (it is
-    AELAB_SEEDS for the kernel). Raises LessonError with one line if a cell
+    AELAB_SEEDS for the kernel); `cache`, a folder, replaces the model cache
+    (AELAB_CACHE) for this run. Raises LessonError with one line if a cell
     fails (the notebook up to that cell is still written)."""
     import jupytext
     import nbformat
@@ -220,10 +222,13 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     nb = jupytext.read(path)
     # The kernel inherits this environment: the profile, and where to save tables.
     saved_env = {k: os.environ.get(k)
-                 for k in ("AELAB_PROFILE", "AELAB_OUT", "AELAB_PROGRESS", "AELAB_SEEDS")}
+                 for k in ("AELAB_PROFILE", "AELAB_OUT", "AELAB_PROGRESS", "AELAB_SEEDS",
+                           "AELAB_CACHE")}
     os.environ.update(AELAB_PROFILE=profile, AELAB_OUT=str(out), AELAB_PROGRESS="lines")
     if seeds is not None:
         os.environ["AELAB_SEEDS"] = seeds
+    if cache is not None:
+        os.environ["AELAB_CACHE"] = str(cache)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     start = time.perf_counter()
     chosen = f", seeds {os.environ['AELAB_SEEDS']}" if os.environ.get("AELAB_SEEDS") else ""

@@ -232,14 +232,15 @@ def _loss_on(model, *, data, loss_fn):
     return evaluate(model, data, loss_fn)
 
 
-def _fit_args(data, loss_fn, seed, evals, metrics, watch, callback, kw) -> dict:
+def _fit_args(data, loss_fn, seed, evals, metrics, watch, callback, kw,
+              desc="fit") -> dict:
     """fit's arguments for one model, eval_data passed as metrics (the same
-    numbers)."""
+    numbers); desc names the model in fit's messages (not in its cache key)."""
     extra = {k: functools.partial(_loss_on, data=v, loss_fn=loss_fn)
              for k, v in evals.items() if k}
     return dict(data=data, loss_fn=loss_fn, seed=seed, test_data=evals.get(""),
                 metrics={**extra, **metrics} if extra and metrics else extra or metrics,
-                watch=watch, callback=callback, quiet=True, **kw)
+                watch=watch, callback=callback, quiet=True, desc=desc, **kw)
 
 
 def _fit_one(model, data, loss_fn, seed, evals, metrics, watch, callback, cache, kw):
@@ -267,7 +268,8 @@ def _fit_processes(models, datas, loss_fns, seeds, evals, metrics, watch, callba
     (aelab.workers); the parent loads each result as it comes."""
     histories: list = [None] * len(models)
     args = [_fit_args(datas[i], loss_fns[i], seeds[i], {k: v[i] for k, v in evals.items()},
-                      metrics, watch[i], callback, kw) for i in range(len(models))]
+                      metrics, watch[i], callback, kw, desc=f"{desc}, model {i}")
+            for i in range(len(models))]
     todo = []
     for i, m in enumerate(models):
         histories[i] = cached_fit(m, **args[i]) if cache else None

@@ -803,6 +803,8 @@ for k, Z in enumerate(sample, 1):
 # train on the first `dec_images` images of the pool (clean in, clean out),
 # the probes on `probe_labels` labeled images; both are scored on the test
 # set. The raw pixels get a probe too: the line any layer is measured from.
+# A network's decoders, every seed and layer, train together in one
+# `aelab.fit_many` (on a CPU, one decoder per core at a time), cached.
 
 # %% tags=["nbval-ignore-output"]
 check_small_decoder(small_decoder).require()  # stop here if Exercise 2 is not done
@@ -817,11 +819,13 @@ for ds, d in DATA.items():
                          num_steps=SETTINGS["probe_steps"])
     PIXELS[ds] = metrics.accuracy(probe.predict(to_float(d["X_test"]).flatten(1))[0],
                                   d["y_test"])
+    images = to_float(X_dec)  # what every decoder redraws
     for name in FIG3:
+        encoders, jobs = {}, []  # jobs: (row, decoder, its layer's outputs on X_dec)
         for seed in SEEDS:
             encoder = (untrained_encoder(d, seed) if name == "untrained" else
                        copy.deepcopy(NETS[ds, name, seed].encoder))
-            encoder = encoder.requires_grad_(False).eval()
+            encoders[seed] = encoder = encoder.requires_grad_(False).eval()
             outputs = [layer_outputs(encoder, X) for X in (X_lab, d["X_test"], X_dec)]
             deepest = outputs[1][-1]
             target = num_params(small_decoder(deepest.shape[1], 0,
@@ -840,16 +844,26 @@ for ds, d in DATA.items():
                 torch.manual_seed(seed)
                 decoder = matched_decoder(Z_test.shape[1], halvings(size, Z_test.shape[-1]),
                                           NUM_LAYERS, target, out_channels)
-                DEC_FITS[ds, name, seed, k] = aelab.fit(
-                    decoder, (Z_dec, to_float(X_dec)), reconstruction_loss,
-                    num_epochs=SETTINGS["dec_epochs"], lr=3e-3, batch_size=32,
-                    seed=seed, desc=f"{ds} {name} layer {k}", cache=True, quiet=True)
-                X_hat = aelab.predict(decoder, Z_test)[..., :size, :size].clamp(0, 1)
-                row["psnr"] = metrics.psnr(to_float(d["X_test"]), X_hat,
+                jobs.append((row, decoder, Z_dec))
+        # this network's decoders, every seed and layer, trained together
+        histories = aelab.fit_many(
+            [dec for _, dec, _ in jobs], [(Z_dec, images) for _, _, Z_dec in jobs],
+            reconstruction_loss, num_epochs=SETTINGS["dec_epochs"], lr=3e-3,
+            batch_size=32, seeds=[row["seed"] for row, _, _ in jobs],
+            desc=f"{ds} {name}: {len(jobs)} layer decoders", cache=True)
+        for seed in SEEDS:
+            Z_tests = layer_outputs(encoders[seed], d["X_test"])
+            for (row, decoder, _), history in zip(jobs, histories, strict=True):
+                if row["seed"] != seed:
+                    continue
+                DEC_FITS[ds, name, seed, row["layer"]] = history
+                X_hat = aelab.predict(decoder, Z_tests[row["layer"] - 1])
+                row["psnr"] = metrics.psnr(to_float(d["X_test"]),
+                                           X_hat[..., :size, :size].clamp(0, 1),
                                            reduction="pooled")
                 row["params"] = num_params(decoder)
                 LAYERS.append(row)
-        print(f"{ds} {name}: done ({len(SEEDS)} seeds x {len(outputs[0])} layers)")
+        print(f"{ds} {name}: done ({len(SEEDS)} seeds x {len(Z_tests)} layers)")
 
 # %% [markdown]
 # The per-layer table, mean over seeds: probe accuracy (%) with each probe,

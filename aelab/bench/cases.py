@@ -71,7 +71,7 @@ def sweep(X, y, Xte, yte, device, worker, quick, repeats):
         return naive.mean_accuracy(ms, Xte, yte, device)
 
     sec, acc = interleave({"naive": run_naive, "aelab": aelab}, repeats, device)
-    strategy = "vmap" if device.type == "cuda" else "sequential"
+    strategy = _choose("auto", naive.sweep_models(M), device, 16)
     note = (f"{M} EncoderClassifiers x {n} images x {epochs} epochs; fit_many "
             f"({strategy}), both batch 16; mean test accuracy naive "
             f"{acc['naive']:.3f}, aelab {acc['aelab']:.3f}")
