@@ -1,4 +1,4 @@
-"""The `aelab` command: lab, run, lessons, student, grade, data, bench."""
+"""The `aelab` command: lab, run, lessons, student, grade, data, cache, site, bench."""
 from __future__ import annotations
 
 import argparse
@@ -195,6 +195,21 @@ def cmd_grade(args, extra) -> int:
     return 0 if rows else 1
 
 
+def cmd_site(args, extra) -> int:
+    from aelab import site
+
+    try:
+        runs = args.runs or site.run_lessons(args.out, profile=args.profile,
+                                             lessons=args.lessons or None)
+        built = site.build(runs, args.out, profile=args.profile if not args.runs
+                           else "as run")
+    except site.SiteError as err:
+        print(f"aelab site: {err}", file=sys.stderr)
+        return 1
+    print(f"aelab site: {len(built['pages'])} lesson pages; open {built['index']}")
+    return 1 if args.strict and built["missing_alt"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aelab", description="Lessons on autoencoders and unsupervised pretraining.")
@@ -272,6 +287,22 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--seeds", default=None,
                        help="with --lesson: the seeds, as `aelab run --seeds` takes them")
     cache.set_defaults(func=cmd_cache)
+
+    site = sub.add_parser("site", help="a static course site (HTML) from the executed "
+                          "lessons, solutions collapsed")
+    site.add_argument("--out", default="site",
+                      help="folder for the site (OUT/html/index.html) and, without "
+                      "--from, the lesson runs (OUT/runs/NAME); default: site")
+    site.add_argument("--from", dest="runs", default=None, metavar="FOLDER",
+                      help="build from lessons executed already (`aelab run LESSON "
+                      "--out FOLDER/LESSON`) instead of running them now")
+    site.add_argument("--profile", choices=profiles, default=None,
+                      help="without --from: " + profile_help)
+    site.add_argument("--lessons", nargs="+", default=None, metavar="NAME",
+                      help="without --from: only these lessons (default: all)")
+    site.add_argument("--strict", action="store_true",
+                      help="exit 1 when a figure has no alt text")
+    site.set_defaults(func=cmd_site)
 
     bench = sub.add_parser("bench", help="training speed: aelab's loop vs a naive one")
     bench.add_argument("--quick", action="store_true", help="fewer images (a smoke test)")

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -120,7 +120,7 @@ for row in aelab.data.available():
 # The images are stored as bytes (`uint8`, 0–255), one channel of 28×28 pixels.
 # Here are the first sixteen with their labels.
 
-# %%
+# %% alt="The first sixteen MNIST training digits in a row, each titled with its label."
 fig = plot.image_grid({"MNIST": train.X[:16]}, titles=train.y[:16].tolist())
 
 # %% [markdown]
@@ -138,7 +138,7 @@ widgets.corruption_explorer(train.X[:8])
 # The same three corruptions side by side (a static copy of the widget, for
 # printed or exported notebooks):
 
-# %%
+# %% alt="Eight MNIST digits in four rows: clean, with Gaussian noise of standard deviation 0.3, with one big masked block, and with many small masked blocks."
 X8 = train.X[:8].float() / 255
 g = torch.Generator().manual_seed(0)
 fig = plot.image_grid({
@@ -247,7 +247,7 @@ print(f"{history.images_per_s:,.0f} images/s on {device}")
 # Two checks before believing any result. First the **loss curve**: it should
 # fall and flatten, with the test loss (dashed) close to the training loss.
 
-# %%
+# %% alt="The tiny autoencoder's loss against the epoch: training loss solid, test loss dashed."
 fig = plot.loss_curves({"autoencoder": history})
 
 # %% [markdown]
@@ -266,7 +266,7 @@ print(history.problem() or "The training loss went down.")
 # And look: top row the test digits, middle row what the autoencoder drew from
 # its 196-number code, bottom row the best constant image it must beat.
 
-# %%
+# %% alt="Three rows of eight: test digits, the autoencoder's reconstructions of them, and the mean image, the best constant image it must beat."
 mean_image = X_test.mean(0, keepdim=True).expand(8, -1, -1, -1)
 fig = plot.image_grid({"input": X_test[:8], "reconstruction": X_hat[:8],
                        "mean image": mean_image})

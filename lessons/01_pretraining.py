@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -161,7 +161,7 @@ for n in BUDGETS[:4]:
 # The first 20 images of seed 0's labeled sets (every set of that seed starts
 # with these):
 
-# %%
+# %% alt="The first 20 labeled training images of seed 0, each titled with its digit label."
 first = aelab.make_splits(y_pool, seed=0).labeled(20)
 fig = plot.image_grid({"20 labels": X_pool[first]}, titles=y_pool[first].tolist())
 
@@ -322,7 +322,7 @@ pretrained = dict(zip(runs, zip(models, histories)))  # (name, seed) -> (model, 
 # **Did they really train?** Loss curves first (first seed; train solid, test
 # dashed)...
 
-# %%
+# %% alt="Pretraining loss against the epoch for every autoencoder arm of the first seed, training loss solid and test loss dashed."
 fig = plot.loss_curves({name: pretrained[name, SEEDS[0]][1] for name in AUTOENCODERS},
                        title=f"Autoencoder pretraining loss (seed {SEEDS[0]})")
 
@@ -399,7 +399,7 @@ widgets.epoch_scrubber(aelab.splits.to_float(test.X[:32]), snapshots)
 # %% [markdown]
 # The same reconstructions after the last epoch, as a still picture:
 
-# %%
+# %% alt="Test digits in the top row and, below, each autoencoder's reconstruction of them after its last epoch, one row per arm."
 fig = plot.image_grid({"input": test.X[:8],
                        **{name: s[-1][:8] for name, s in snapshots.items()}})
 
@@ -531,7 +531,7 @@ for seed in SEEDS:
 # cross-entropy on its own labels over its training steps (first seed, three
 # of the frozen arms), and its accuracy on those labels at the end.
 
-# %%
+# %% alt="Panels of the probe heads' cross-entropy on their own labels over their training steps, log scale: the plain AE, the sparse AE and the random encoder at the smallest and largest label budgets, first seed."
 shown = ["AE", SPARSE, "random encoder"]
 fig = plot.history_panels(
     {f"{m}, {n} labels": aelab.History(train_loss=probe_fits[m, SEEDS[0]].losses[j]
@@ -665,7 +665,7 @@ print(results)
 # %% [markdown]
 # The same as curves (line: mean over seeds; band: min to max):
 
-# %%
+# %% alt="Test accuracy against the number of labels, one line per method: the mean over seeds, with a band from the lowest to the highest seed."
 fig = plot.budget_curves(results.curves())
 
 # %% [markdown]
@@ -680,7 +680,7 @@ widgets.budget_explorer(results.curves(), paper=PAPER)
 # Where do the errors go? The confusion matrix of the activation-sparse AE's
 # head, seed 0 (the paper's Fig. 5 used 480 labels):
 
-# %%
+# %% alt="A 10 by 10 confusion matrix of the activation-sparse autoencoder's head: true digit against predicted digit, seed 0."
 n = min(BUDGETS, key=lambda k: abs(k - 480))
 cm = metrics.confusion_matrix(test.y, predictions["sparse AE (L1 activations)", n], 10)
 fig = plot.confusion(cm, title=f"sparse AE (L1 activations), {n} labels (seed 0)")
@@ -757,7 +757,7 @@ for label, softmax, clip in [("logits -> cross-entropy", False, None),
 # %% [markdown]
 # Loss, test accuracy and gradient norm of the three heads, epoch by epoch:
 
-# %%
+# %% alt="Three panels over the epochs for the three softmax-head variants: training loss, test accuracy, and gradient norm on a log scale."
 fig = plot.history_panels(demo, {"train loss": "train_loss", "test accuracy":
                                  "test_acc", "gradient norm": "grad_norm"},
                           logy=("gradient norm",))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -862,7 +862,7 @@ print(TABLE_1)
 # the ones outside the converged population. The title gives the mean r over
 # the seeds, converged and all.
 
-# %%
+# %% alt="A grid of scatter plots, one per dataset and reconstruction distance: each point an autoencoder configuration, its reconstruction error on the x axis against its linear-probe test accuracy on the y axis; crosses mark configurations outside the converged population."
 def select(ds, phase, head):
     """One row per configuration: accuracy and errors, means over the seeds."""
     out = []
@@ -1055,7 +1055,7 @@ for label, t in TWO.items():
 # %% [markdown]
 # The same test digits through both decoders:
 
-# %%
+# %% alt="Test digits in the top row and, below, their reconstructions by the two decoders compared in this section, one row each."
 X = DATA[ds]["X_test"][:8]
 fig = plot.image_grid({"input": X, **{k: aelab.predict(t["model"], X).clamp(0, 1)
                                       for k, t in TWO.items()}})

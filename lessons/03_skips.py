@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -290,7 +290,7 @@ for i, h in enumerate(ae.layers(torch.zeros(1, 1, 28, 28)), 1):
 # paper pretrains with small blocks for most tasks; so do we. `level` is the
 # noise's standard deviation, or the fraction of the image masked.
 
-# %%
+# %% alt="Eight clean test images in the top row and, below, the same images with Gaussian noise, with one big masked block, and with the training corruption."
 X = DATA[next(iter(DATA))]["X_test"][:8]
 g = torch.Generator().manual_seed(0)
 fig = plot.image_grid({"clean": X, **{
@@ -445,7 +445,7 @@ for ds, d in DATA.items():
 # **Did they train?** Loss curves first (first seed; train solid, test
 # dashed)...
 
-# %%
+# %% alt="Loss curves of every autoencoder of the first seed, one line per dataset and network: a training-loss panel and a test-loss panel, both on a log scale."
 fig = plot.history_panels(
     {f"{ds} {name}": h for (ds, name, seed), h in HISTORY.items() if seed == SEEDS[0]},
     {"train loss": "train_loss", "test loss": "test_loss"},
@@ -897,7 +897,7 @@ print(LAYER_TABLE)
 # probe) and reconstruction (right) against depth, one line per network, the
 # band spanning the seeds.
 
-# %%
+# %% alt="Per dataset, three panels against the encoder layer: flattened-probe accuracy, pooled-probe accuracy, and the small decoder's PSNR; one line per network, with a band spanning the seeds."
 PANELS = (("flattened", "flattened probe (%)"), ("pooled", "pooled probe (%)"),
           ("psnr", "small decoder PSNR (dB)"))
 fig, axes = plt.subplots(len(DATA), 3, figsize=(14, 3.3 * len(DATA)), squeeze=False)
@@ -1014,7 +1014,7 @@ print(tuned_gates.summary())
 # %% [markdown]
 # The few-label table: test accuracy, mean and [min, max] over seeds.
 
-# %%
+# %% alt="Fine-tuned test accuracy against the number of labels on a log axis, one panel per dataset, one line per initialisation."
 print(results)  # per budget: mean [min-max over seeds]
 print(results.format_summary())  # over all budgets
 fig, axes = plt.subplots(1, len(DATA), figsize=(6 * len(DATA), 3.8), squeeze=False)
@@ -1057,7 +1057,7 @@ print(GAINS)
 # little" under occlusion. We show the four most active maps, and measure
 # the change, ||a(occluded) − a(clean)|| / ||a(clean)||, over the test set.
 
-# %%
+# %% alt="The last encoder layer's feature maps for two test images, clean and with a big block occluded, from the networks without and with skip connections."
 ds, seed = next(iter(DATA)), SEEDS[0]
 X = to_float(DATA[ds]["X_test"][:2])
 X_occ = corrupt(X, "big_block", 0.25, generator=torch.Generator().manual_seed(1))

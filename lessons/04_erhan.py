@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -652,7 +652,7 @@ print(f"{len(rows) - len(stalled)} of {len(rows)} networks trained (train NLL be
 # Blue: from a random start; red: from pretraining. The dots mark the last
 # epoch.
 
-# %%
+# %% alt="The paper's Figure 1 rebuilt: log test NLL against log train NLL over the epochs, one thin line per initialisation, blue without pretraining and red with, one panel per depth."
 COLORS = {"no pretraining": "C0", "pretraining": "C3", "L2 (tuned)": "C2",
           "no pretraining, plain SGD": "C9", "pretraining, plain SGD": "C1",
           **{f"L2 {wd:g}": f"C{4 + k}" for k, wd in enumerate(WEIGHT_DECAYS)}}
@@ -690,7 +690,7 @@ fig.tight_layout()
 # (each dot one initialisation, the box its quartiles), then the same as a
 # table: median [interquartile range] (min-max).
 
-# %%
+# %% alt="Three panels of dots and boxes per depth and arm: final train NLL, final test NLL and final test error, each dot one initialisation."
 def spread(v, scale=1.0, digits=3):
     """'median [first-third quartile]' and '(min-max)' of v * scale."""
     q1, med, q3 = np.percentile(v * scale, [25, 50, 75])
@@ -800,7 +800,7 @@ print(TRAJECTORIES)
 # The same medians as curves: train NLL solid, test NLL dashed, the three
 # stopping points as grey lines.
 
-# %%
+# %% alt="Median train NLL (solid) and test NLL (dashed) against the epoch on a log scale, one panel per depth, one colour per arm, grey vertical lines at the three stopping points."
 fig, axes = plt.subplots(1, len(DEPTHS), figsize=(4 * len(DEPTHS), 3.2),
                          squeeze=False)
 for ax, d in zip(axes[0], DEPTHS):
@@ -868,7 +868,7 @@ for d in DEPTHS:
 # pretraining (x) against with (y). Points under the diagonal are images on
 # which the pretrained networks agree more.
 
-# %%
+# %% alt="One scatter panel per depth: each point a test image, its prediction variance across initialisations without pretraining (x) against with pretraining (y), with the diagonal drawn."
 fig, axes = plt.subplots(1, len(DEPTHS), figsize=(3.6 * len(DEPTHS), 3.4),
                          squeeze=False)
 for ax, depth in zip(axes[0], DEPTHS):
@@ -943,7 +943,7 @@ print(SIZE_REPORT)
 # %% [markdown]
 # Test error per size: median and interquartile band over the seeds.
 
-# %%
+# %% alt="Test error against the training-set size on a log axis: the median and interquartile band over seeds for each arm and for tuned L2."
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for arm in (*ARMS, "L2 (tuned)"):
     errors = np.array([100 * final(SIZE_DEPTH, n, TUNED[n] if arm == "L2 (tuned)"
@@ -982,7 +982,7 @@ for arm in SGD_ARMS:
 # constant predictor's (a network that sits on that line has not started to
 # learn).
 
-# %%
+# %% alt="Median training NLL against the epoch at the deepest depth, for the Adam arms and the plain-SGD arms, with a horizontal line at the constant predictor's NLL."
 fig, ax = plt.subplots(figsize=(6, 3.6))
 OPTIMISERS = {}  # arm -> (median final train NLL, stalled networks, test error)
 for arm in (*ARMS, *SGD_ARMS):
@@ -1010,7 +1010,7 @@ for arm, (nll, dead, err) in OPTIMISERS.items():
 # range): at its random start, after pretraining (the DAE's encoder), and
 # after fine-tuning; and the random start after training without pretraining.
 
-# %%
+# %% alt="Rows of sixteen first-layer filters drawn as 28 by 28 images: at the random start, trained without pretraining, after pretraining, and after fine-tuning."
 def filters(weight, k=16):
     w = weight[:k].reshape(k, 1, 28, 28)
     low = w.amin((1, 2, 3), keepdim=True)

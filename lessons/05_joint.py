@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -840,7 +840,7 @@ print(gates.summary())
 # classifier (C), the decoders with the classifier frozen (C + λU, C
 # constant), the joint fine-tuning.
 
-# %%
+# %% alt="Loss curves of the first seed at the largest label budget on a log scale, per dataset, three panels for the three training steps (the classifier, the decoders with the classifier frozen, the joint fine-tuning), one line per arm."
 fig, axes = plt.subplots(len(DATA), 3, figsize=(13, 3.2 * len(DATA)), squeeze=False)
 for row, ds in zip(axes, DATA):
     for ax, (step, name) in zip(row, STEPS.items()):
@@ -861,7 +861,7 @@ fig.tight_layout()
 #
 # Mean [min-max over seeds], per dataset; "classifier alone" is λ = 0.
 
-# %%
+# %% alt="Test accuracy against the label budget, one panel per dataset, for the classifier alone, SAE-all and SWWAE-all."
 def table(ds, arms, value="accuracy"):
     return Results([dict(r, method=r["arm"]) for r in rows
                     if r["dataset"] == ds and r["arm"] in arms], value=value)
@@ -1113,7 +1113,7 @@ print(INVERSION_TABLE)
 # What each layer keeps: test images redrawn from a_1, a_2, ... of the
 # classifier, with known switches and with fixed unpooling (the first seed).
 
-# %%
+# %% alt="Per dataset, ten test images in the top row and, below, their reconstructions from each layer's features of the classifier, with known switches and with fixed unpooling."
 for ds, d in DATA.items():
     X = d["X_test"][:10]
     shown = {"input": X}

@@ -2,6 +2,7 @@
 
     python tools/render.py lessons/00_tour.py [--profile fast] [--out out/render]
     python tools/render.py out/01_pretraining.ipynb     # already executed
+    python tools/render.py site/html/01_pretraining.html  # a built site's page
 
 A lesson's .py is executed first (`aelab run`, in the chosen profile); an
 .ipynb that `aelab run` wrote is rendered as it is. Needs Debian's chromium
@@ -32,9 +33,12 @@ def main():
             subprocess.run([sys.executable, "-m", "aelab.cli", "run", str(nb),
                             "--profile", args.profile, "--out", str(out)], check=True)
             nb = out / f"{stem}.ipynb"
-        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
-                        f"--output-dir={out}", str(nb)], check=True)
-        html = (out / f"{stem}.html").resolve()
+        if nb.suffix == ".html":  # a page of `aelab site`: as it is
+            html = nb.resolve()
+        else:
+            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to",
+                            "html", f"--output-dir={out}", str(nb)], check=True)
+            html = (out / f"{stem}.html").resolve()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking",
