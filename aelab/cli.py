@@ -293,9 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--out", default="site",
                       help="folder for the site (OUT/html/index.html) and, without "
                       "--from, the lesson runs (OUT/runs/NAME); default: site")
-    site.add_argument("--from", dest="runs", default=None, metavar="FOLDER",
+    site.add_argument("--from", dest="runs", nargs="+", default=None, metavar="FOLDER",
                       help="build from lessons executed already (`aelab run LESSON "
-                      "--out FOLDER/LESSON`) instead of running them now")
+                      "--out FOLDER/LESSON`; one folder or several) instead of "
+                      "running them now")
     site.add_argument("--profile", choices=profiles, default=None,
                       help="without --from: " + profile_help)
     site.add_argument("--lessons", nargs="+", default=None, metavar="NAME",

@@ -29,6 +29,7 @@ WIDGET_NOTE = ("<p><em>An interactive widget was here. Run the lesson in "
 CONF = """\
 # Written by `aelab site`; rebuilt on every run.
 project = {title!r}
+author = "the aelab authors"
 extensions = ["myst_nb"]
 nb_execution_mode = "off"  # the outputs are the executed lessons' own
 html_theme = "sphinx_book_theme"  # a left contents bar, a page outline, print
@@ -51,7 +52,7 @@ INDEX = """\
 Every page is a lesson as `aelab run` executed it (the `{profile}` profile,
 aelab {version}, built {date}). The numbers on a page were printed by that run;
 run the lesson yourself to get your own. Solutions are collapsed: open them once
-you have tried the exercise.
+you have tried the exercise.{caveat}
 
 ```{{toctree}}
 :maxdepth: 1
@@ -62,25 +63,32 @@ you have tried the exercise.
 """
 
 
+FAST_CAVEAT = ("\n\n**These pages ran in the `fast` profile**, a smoke test of a "
+               "few steps of tiny networks: their numbers and verdicts mean nothing. "
+               "For a class, build with `aelab site --profile classroom`.")
+
+
 class SiteError(Exception):
     """The site could not be built: one line says why and what to do."""
 
 
-def executed_notebooks(runs: str | Path) -> dict[str, Path]:
-    """{stem: path} of the executed lessons (NN_name.ipynb) under `runs`, a
-    folder that `aelab run --out` wrote into (or one that holds such folders)."""
-    runs = Path(runs)
-    if not runs.is_dir():
-        raise SiteError(f"{runs} is not a folder: pass the folder that "
-                        "`aelab run LESSON --out FOLDER` wrote the lessons into")
+def executed_notebooks(*folders: str | Path) -> dict[str, Path]:
+    """{stem: path} of the executed lessons (NN_name.ipynb) under the folders
+    that `aelab run --out` wrote into (or folders that hold such folders); the
+    first one found wins."""
     found = {}
-    for path in sorted(runs.rglob("[0-9][0-9]_*.ipynb")):
-        if ".ipynb_checkpoints" not in path.parts and "_build" not in path.parts:
-            found.setdefault(path.stem, path)
+    for runs in map(Path, folders):
+        if not runs.is_dir():
+            raise SiteError(f"{runs} is not a folder: pass the folder that "
+                            "`aelab run LESSON --out FOLDER` wrote the lesson into")
+        for path in sorted(runs.rglob("[0-9][0-9]_*.ipynb")):
+            if not {".ipynb_checkpoints", "_build"} & set(path.parts):
+                found.setdefault(path.stem, path)
     if not found:
-        raise SiteError(f"no executed lessons (NN_name.ipynb) under {runs}: run "
-                        "`aelab run LESSON --out FOLDER/LESSON` first, or leave out "
-                        "--from to let `aelab site` run them")
+        raise SiteError(f"no executed lessons (NN_name.ipynb) under "
+                        f"{', '.join(map(str, folders))}: run `aelab run LESSON --out "
+                        "FOLDER/LESSON` first, or leave out --from to let `aelab site` "
+                        "run them")
     return dict(sorted(found.items()))
 
 
@@ -109,11 +117,11 @@ def prepare(nb) -> tuple[object, list[str]]:
     return nb, missing
 
 
-def build(runs: str | Path, out: str | Path, *, profile: str = "?",
+def build(runs, out: str | Path, *, profile: str = "?",
           title: str = "aelab: autoencoders and unsupervised pretraining",
           log=print) -> dict:
-    """Build the HTML site from the executed lessons under `runs` into
-    OUT/html. Returns {"index": path, "pages": {stem: html path},
+    """Build the HTML site from the executed lessons under `runs` (a folder,
+    or a list of them) into OUT/html. Returns {"index": path, "pages": {stem: html path},
     "missing_alt": {stem: [cells]}, "warnings": path of Sphinx's warnings}."""
     import nbformat
     try:
@@ -122,9 +130,14 @@ def build(runs: str | Path, out: str | Path, *, profile: str = "?",
         raise SiteError('aelab site needs Sphinx and myst-nb: pip install '
                         '"aelab[site]"  (in a clone: pip install -e ".[site]")') from None
 
-    notebooks = executed_notebooks(runs)
     out = Path(out).resolve()
     src, html = out / "source", out / "html"
+    notebooks = {stem: path for stem, path in executed_notebooks(
+        *([runs] if isinstance(runs, (str, Path)) else runs)).items()
+        if src not in path.resolve().parents}  # not the last build's own copies
+    if not notebooks:
+        raise SiteError(f"the only lessons under {runs} are a site's own copies: "
+                        "pass the folder `aelab run --out` wrote into")
     src.mkdir(parents=True, exist_ok=True)
     for old in src.glob("[0-9][0-9]_*.ipynb"):  # a lesson dropped since last time
         old.unlink()
@@ -141,6 +154,7 @@ def build(runs: str | Path, out: str | Path, *, profile: str = "?",
     (src / "conf.py").write_text(CONF.format(title=title, subtitle=subtitle))
     (src / "index.md").write_text(INDEX.format(
         title=title, subtitle=subtitle, profile=profile, version=_version(),
+        caveat=FAST_CAVEAT if profile == "fast" else "",
         date=datetime.date.today().isoformat(), pages="\n".join(notebooks)))
     warnings = out / "sphinx-warnings.log"
     log(f"aelab site: {len(notebooks)} lessons -> {html}/")
