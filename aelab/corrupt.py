@@ -20,11 +20,10 @@ def _as_float(X: torch.Tensor) -> torch.Tensor:
 
 def gaussian_noise(X: torch.Tensor, noise_std: float, *, clip: bool = True,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add N(0, noise_std^2) to every pixel ("pixel-level Gaussian noise")."""
-    if not torch.is_tensor(X):
-        raise TypeError(f"gaussian_noise: X must be a tensor, got {type(X).__name__}")
+    """Add N(0, noise_std^2) to every pixel ("pixel-level Gaussian noise"); X
+    may also be flat rows N x D."""
     validate.non_negative("noise_std", noise_std, hint="use 0 for no noise")
-    X = _as_float(X)
+    X = _as_float(validate.images("X", X, who="gaussian_noise", any_shape=True))
     noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
     X_tilde = X + noise_std * noise
     return X_tilde.clamp(0, 1) if clip else X_tilde

@@ -135,13 +135,20 @@ def check(name: str, cases, *, done: str = "passes every check",
     """Run the cases in order; the first that fails gives its hint.
 
     cases: [(test, hint)], where test is a bool or a function of no arguments
-    returning one (or returning the answer: it passes when it runs). A function
-    may call the student's code: if it hits the `...` placeholder, the exercise
-    is reported as not answered; if anything raises, the student gets that
-    case's hint, and, when `code` (the student's function, or a list of them)
-    is where it raised, the line that raised. The hint is always one line that
-    names the fix, never torch's own message."""
-    for test, hint in cases:
+    returning one (or a bool tensor or array of one element), or returning the
+    answer (a number, a tensor, a module: it passes when it runs; None or many
+    truth values fail, saying so). A function may call the student's code: if
+    it hits the `...` placeholder, the exercise is reported as not answered; if
+    anything raises, the student gets that case's hint, and, when `code` (the
+    student's function, or a list of them) is where it raised, the line that
+    raised. The hint is always one line that names the fix, never torch's own
+    message."""
+    if not isinstance(cases, (list, tuple)) or not all(
+            isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[1], str)
+            for c in cases):
+        raise TypeError(f"check {name!r}: cases must be a list of (test, hint) pairs, "
+                        "e.g. [(lambda: f(2) == 4, 'return 2 * x')]")
+    for i, (test, hint) in enumerate(cases, 1):
         try:
             with warnings.catch_warnings():  # the hint says it all, in one line
                 warnings.simplefilter("ignore")
@@ -152,17 +159,37 @@ def check(name: str, cases, *, done: str = "passes every check",
                          answered=False)
         except Exception as err:  # noqa: BLE001 - the student gets a hint instead
             return Check(name, False, hint + _where(err, code))
+        odd = _odd(ok)
+        if odd:
+            return Check(name, False, f"{hint} (case {i} gave {odd})".lstrip())
         if not _passed(ok):
             return Check(name, False, hint)
     return Check(name, True, done)
 
 
+def _truths(ok) -> int | None:
+    """How many truth values ok holds if it is a bool tensor or array (a
+    comparison), else None."""
+    if torch.is_tensor(ok) and ok.dtype == torch.bool:
+        return ok.numel()
+    return ok.size if isinstance(ok, np.ndarray) and ok.dtype == np.bool_ else None
+
+
+def _odd(ok) -> str:
+    """What is wrong with a case's result, in words ('' if nothing)."""
+    if ok is None:
+        return "None, not True or False: return the result"
+    n = _truths(ok)
+    return "" if n in (None, 1) else \
+        f"{n} truth values, not one: end it with .all() or .any()"
+
+
 def _passed(ok) -> bool:
-    """A test passes when it returns True; one that returns anything but a
-    truth value only calls the answer, and passes when that did not raise."""
-    if isinstance(ok, (bool, np.bool_)):
-        return bool(ok)
-    if torch.is_tensor(ok) and ok.dtype == torch.bool and ok.numel() == 1:
+    """A test passes when it returns True (or a one-element bool tensor or
+    array holding it); one that returns anything else, a number or a tensor of
+    numbers included, only calls the answer, and passes when that did not raise:
+    a loss of exactly 0 is an answer too, not a False."""
+    if isinstance(ok, (bool, np.bool_)) or _truths(ok) is not None:
         return bool(ok)
     return True
 

@@ -82,12 +82,33 @@ def psnr(X, X_hat, data_range: float = 1.0, reduction: str = "mean"):
     "pooled" is the PSNR of the mean squared error over all images (finite
     unless every image is reproduced exactly).
     """
+    validate.choice("reduction", reduction, ("mean", "none", "pooled"))
     validate.positive("data_range", data_range, hint="1.0 for images in [0, 1]")
-    top = float(torch.as_tensor(X).max())
-    if top > 1.5 * data_range:
-        raise ValueError(f"psnr: the images reach {top:.4g} but data_range is "
+    tops = []
+    for name, v in (("X", X), ("X_hat", X_hat)):
+        if not isinstance(v, (torch.Tensor, np.ndarray)):
+            raise TypeError(f"psnr: {name} must be a tensor (or array) of images, got "
+                            f"{type(v).__name__}: convert it with torch.as_tensor(...)")
+        v = torch.as_tensor(v)
+        if v.dim() == 0 or not v.numel():
+            raise ValueError(f"psnr: {name} is empty (shape {tuple(v.shape)}): pass at "
+                             "least one image")
+        tops.append(float(v.abs().max()))
+    if tops[0] > 1.5 * data_range:
+        raise ValueError(f"psnr: the images reach {tops[0]:.4g} but data_range is "
                          f"{data_range:g}: scale them to [0, {data_range:g}] (X / 255) "
                          "or pass data_range=255")
+    if tops[1] > 1.5 * data_range:
+        raise ValueError(f"psnr: X_hat reaches {tops[1]:.4g} but data_range is "
+                         f"{data_range:g}: put X_hat on the images' scale (X_hat / 255 "
+                         "for [0, 1])")
+    # A range 10x the pixels' (255 for images in [0, 1]) adds 20 dB or more; all-zero
+    # images are left alone (any range gives them the same, infinite PSNR).
+    if 0 < max(tops) and data_range >= 10 * max(*tops, 1.0) and not any(
+            getattr(v, "dtype", None) in (torch.uint8, np.uint8) for v in (X, X_hat)):
+        raise ValueError(f"psnr: data_range is {data_range:g} but the images only "
+                         f"reach {max(tops):.4g}: pass data_range=1.0 for images in "
+                         "[0, 1]")
     if reduction == "pooled":
         return 10 * math.log10(data_range**2 / max(mse(X, X_hat), 1e-300))
     per_image = 10 * torch.log10(data_range**2 / mse(X, X_hat, reduction="none"))

@@ -60,6 +60,15 @@ def frozen_features(encoder, X: torch.Tensor, *, batch_size: int = 1024) -> torc
 def pca(X_fit: torch.Tensor, *Xs: torch.Tensor, k: int) -> tuple:
     """Project each of Xs onto the top-k principal components of X_fit (images
     or features, flattened). One SVD in float64, however many sets."""
+    k = validate.count("k", k, minimum=1, hint="the number of components, e.g. 50")
+    if not Xs:
+        raise ValueError("pca: no sets to project: pass them after the fit set, e.g. "
+                         f"pca(X_train, X_train, X_test, k={k})")
+    for what, X in [("X_fit", X_fit)] + [(f"set {i}", X) for i, X in enumerate(Xs)]:
+        if not torch.is_tensor(X):
+            raise TypeError(f"pca: {what} must be a tensor, got {type(X).__name__}: "
+                            "convert it with torch.as_tensor(...)")
+        validate.data(X, what, "pca")  # rows, no NaN
     P = to_float(X_fit).flatten(1).double()
     if not 1 <= k <= min(P.shape):
         raise ValueError(f"pca: k={k} must be between 1 and {min(P.shape)} "
@@ -210,34 +219,6 @@ def _init(S: int, sizes: list, generator, device) -> list:
     return layers
 
 
-def _check_labels(feats: torch.Tensor, y, subsets, num_classes) -> None:
-    """One line for what would fail inside torch: NaN features, indices outside
-    feats, labels outside 0..num_classes-1."""
-    if feats.is_floating_point() and not torch.isfinite(feats).all():
-        raise ValueError("train_probes: the features hold NaN or inf values: check "
-                         "the encoder (did its training diverge?)")
-    for k, s in enumerate(subsets):
-        s = torch.as_tensor(s)
-        if s.is_floating_point() or s.min() < 0 or s.max() >= len(feats):
-            raise ValueError(f"train_probes: subset {k} holds indices outside "
-                             f"0..{len(feats) - 1} (the features have {len(feats)} rows): "
-                             "index into the "
-                             "pool the features were computed on")
-    y = torch.as_tensor(y)
-    if y.is_floating_point() or y.min() < 0:
-        raise ValueError("train_probes: y must hold class indices 0, 1, 2, ... "
-                         f"(got dtype {y.dtype}, min {y.min().item()})")
-    for k, s in enumerate(subsets):
-        if len(s) and torch.unique(y[torch.as_tensor(s)]).numel() < 2:
-            raise ValueError(f"train_probes: subset {k} holds a single class "
-                             f"({y[torch.as_tensor(s)][0].item()}): a head needs at least "
-                             "two classes to learn; draw a stratified subset")
-    if num_classes is not None and y.max() >= validate.count(
-            "num_classes", num_classes, minimum=2):
-        raise ValueError(f"train_probes: y holds class {y.max().item()} but "
-                         f"num_classes={num_classes}: raise num_classes or pass None")
-
-
 HEADS = {"linear": (), "mlp": (256, 256)}  # hidden widths (alberti2017: 3 FC layers)
 
 
@@ -261,17 +242,13 @@ def train_probes(feats: torch.Tensor, y: torch.Tensor, subsets: list, *,
         raise ValueError(f"unknown head {head!r}: use 'linear' or 'mlp'")
     if scale not in ("global", "feature"):
         raise ValueError(f"unknown scale {scale!r}: use 'global' or 'feature'")
-    if feats.dim() != 2 or len(feats) != len(y):
-        raise ValueError(f"train_probes needs features N x D and N labels; got "
-                         f"{tuple(feats.shape)} and {tuple(y.shape)}")
-    if not subsets or any(len(s) == 0 for s in subsets):
-        raise ValueError("train_probes needs at least one non-empty labeled subset")
     num_steps = num_steps if num_steps is not None else (300 if head == "linear" else 500)
     lr = lr if lr is not None else (0.05 if head == "linear" else 1e-3)
     num_steps = validate.count("num_steps", num_steps, minimum=1, hint="e.g. 300")
     validate.positive("lr", lr, hint="e.g. 0.05, or None for the head's default")
     validate.non_negative("weight_decay", weight_decay, hint="use 0 for none")
-    _check_labels(feats, y, subsets, num_classes)
+    validate.count("seed", seed, minimum=None)
+    validate.probe_data(feats, y, subsets, num_classes)
     device = training_device(device)
     feats, y = feats.float().to(device), torch.as_tensor(y).to(device)
     C = num_classes or int(y.max()) + 1

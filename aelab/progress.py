@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import contextmanager
-
-import torch
 
 from aelab import validate
 
@@ -149,20 +146,3 @@ def say_once(key: str, message: str) -> None:
     if key not in _said:
         _said.add(key)
         print(message, flush=True)
-
-
-@contextmanager
-def timer():
-    """`with timer() as t: ...; t()` gives the seconds elapsed (syncs CUDA)."""
-    start = time.perf_counter()
-    end = None
-
-    def elapsed() -> float:
-        return (end or time.perf_counter()) - start
-
-    try:
-        yield elapsed
-    finally:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        end = time.perf_counter()

@@ -51,6 +51,7 @@ class Results:
             raise ValueError("Results takes a list of dicts, one per run: "
                              "dict(method=..., budget=..., seed=..., "
                              f"{value}=...)") from None
+        seen = {}  # (method, budget, seed) -> its row
         for i, r in enumerate(rows):
             missing = [k for k in ("method", "budget", "seed", value) if k not in r]
             if missing:
@@ -69,6 +70,22 @@ class Results:
                 if isinstance(r[k], str):
                     raise ValueError(f"Results row {i}: {k}={r[k]!r} is text: give a "
                                      f"number, e.g. int(row[{k!r}])")
+            validate.finite(f"Results row {i}: budget", r["budget"])
+            validate.count(f"Results row {i}: seed", r["seed"], minimum=None)
+            if not isinstance(r["method"], str) or not r["method"]:
+                raise ValueError(f"Results row {i}: method={r['method']!r} must name the "
+                                 "method, e.g. method='AE'")
+            if (r["method"], r["budget"], r["seed"]) in seen:
+                raise ValueError(f"Results rows {seen[r['method'], r['budget'], r['seed']]}"
+                                 f" and {i} are both method={r['method']!r}, budget="
+                                 f"{r['budget']}, seed={r['seed']}: one row per run; drop "
+                                 "the repeat or give it its own method name")
+            seen[r["method"], r["budget"], r["seed"]] = i
+            x = float(r[value])
+            if value == "accuracy" and scale == 100 and math.isfinite(x) and abs(x) > 1:
+                raise ValueError(f"Results row {i}: accuracy={r[value]!r} is over 1, but "
+                                 "accuracies are fractions here (scale=100 shows them "
+                                 "as %): divide by 100, or pass scale=1 for percentages")
         dead = [m for m in dict.fromkeys(r["method"] for r in rows)
                 if all(not math.isfinite(float(r[value])) for r in rows
                        if r["method"] == m)]
@@ -105,6 +122,7 @@ class Results:
         a (seeds, budgets) array of its values, scaled. NaN where a run is missing."""
         if method not in self.methods:
             raise KeyError(f"no results for method {method!r}; have {self.methods}")
+        budgets = _budget_range(budgets)
         chosen = [n for n in self.budgets(method) if _within(n, budgets)]
         seeds = self.seeds(method)
         out = np.full((len(seeds), len(chosen)), np.nan)
@@ -219,6 +237,19 @@ def _within(n, budgets) -> bool:
     return budgets is None or budgets[0] <= n <= budgets[1]
 
 
+def _budget_range(budgets):
+    """None, or a (low, high) range of label budgets (both ends included)."""
+    if budgets is None:
+        return None
+    if (not isinstance(budgets, (tuple, list)) or len(budgets) != 2
+            or not all(isinstance(b, (int, float, np.number)) for b in budgets)
+            or budgets[0] > budgets[1]):
+        raise ValueError(f"budgets must be a (low, high) range of label budgets, both "
+                         f"included, or None for all; got {budgets!r}: e.g. "
+                         "budgets=(100, 1000), or (100, 100) for one budget")
+    return tuple(budgets)
+
+
 def _plain(v):
     return v.item() if hasattr(v, "item") else str(v)
 
@@ -284,6 +315,10 @@ def _span(budgets) -> str:
 
 
 def _absent(results, arms) -> Finding | None:
+    if not isinstance(results, Results):  # rule() takes any table; these need Results
+        raise TypeError(f"beats, best, within and at_least judge a Results table, got "
+                        f"{type(results).__name__}: wrap the rows, Results(rows) (or "
+                        "judge another table with rule(...))")
     gone = [m for m in arms if m not in results.methods]
     return Finding(NOT_TESTED, f"{', '.join(gone)} not run") if gone else None
 
@@ -323,7 +358,7 @@ class beats(Rule):  # noqa: N801 - reads as a phrase in a claims cell
     def __init__(self, method: str, rivals, *, margin: float = 0.0, budgets=None,
                  every_budget: bool = False):
         margin = validate.finite("margin", margin, hint="in the claim's unit, e.g. 1.0")
-        self.method, self.budgets, self.margin = method, budgets, margin
+        self.method, self.budgets, self.margin = method, _budget_range(budgets), margin
         self.rivals = [rivals] if isinstance(rivals, str) else list(rivals)
         self.every_budget = every_budget
         self.arms = (method, *self.rivals)
@@ -354,12 +389,14 @@ class best(Rule):  # noqa: N801
 
     def __init__(self, method: str, *, margin: float = 0.0, budgets=None, among=None):
         margin = validate.finite("margin", margin, hint="in the claim's unit, e.g. 1.0")
+        budgets = _budget_range(budgets)
         self.method, self.margin, self.budgets, self.among = method, margin, budgets, among
         self.arms = (method, *(among or ()))
         self.criterion = (f"{method} above every other method by more than {margin:g} "
                           f"(paired 95% interval, mean over budgets{_span(budgets)})")
 
     def judge(self, results):
+        _absent(results, ())
         others = [m for m in (self.among or results.methods)
                   if m != self.method and m in results.methods]
         if self.method not in results.methods or not others:
@@ -379,7 +416,7 @@ class within(Rule):  # noqa: N801
                                        hint="how far below (or around) the reference "
                                             "still counts, e.g. 1.0")
         self.method, self.reference, self.points = method, reference, points
-        self.budgets, self.two_sided = budgets, two_sided
+        self.budgets, self.two_sided = _budget_range(budgets), two_sided
         self.arms = (method, reference)
         bound = f"within ±{points:g} of" if two_sided else f"no more than {points:g} below"
         self.criterion = (f"{method} {bound} {reference} (paired 95% interval, mean "
@@ -404,7 +441,10 @@ class at_least(Rule):  # noqa: N801
     `threshold`, by its 95% bootstrap interval."""
 
     def __init__(self, method: str, threshold: float, *, budgets=None):
-        self.method, self.threshold, self.budgets = method, float(threshold), budgets
+        threshold = validate.finite("at_least's threshold", threshold,
+                                    hint="in the table's unit, e.g. 80 for 80%")
+        self.method, self.threshold = method, threshold
+        self.budgets = budgets = _budget_range(budgets)
         self.arms = (method,)
         self.criterion = (f"{method}: 95% interval of the mean over seeds above "
                           f"{threshold:g} at every budget{_span(budgets)}")
@@ -439,10 +479,19 @@ class rule(Rule):  # noqa: N801
     lesson knows. For claims about other tables than Results."""
 
     def __init__(self, criterion: str, fn, *, arms=()):
+        if not callable(fn):
+            raise TypeError(f"rule {criterion!r}: fn must be a function of the results, "
+                            f"got {type(fn).__name__}")
         self.criterion, self.fn, self.arms = criterion, fn, tuple(arms)
 
     def judge(self, results):
-        answer, measured, *why = self.fn(results)
+        out = self.fn(results)
+        if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
+            raise TypeError(f"rule {self.criterion!r}: its function returned "
+                            f"{type(out).__name__} {validate.one_line(repr(out))[:40]}, "
+                            "not (answer, what was measured): e.g. return effect, "
+                            "str(effect)")
+        answer, measured, *why = out
         status = as_status(answer)
         why = why[0] if why else ""
         if isinstance(answer, Effect):
@@ -465,6 +514,14 @@ class Claim:
     rule: Rule
     paper: str = ""
     models: tuple | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.claim, str) or not all(
+                hasattr(self.rule, k) for k in ("judge", "criterion", "arms")):
+            raise TypeError(f"Claim takes its text, then a rule such as beats('A', 'B'); "
+                            f"got {type(self.claim).__name__} and "
+                            f"{type(self.rule).__name__}"
+                            + (f" {self.rule!r}" if isinstance(self.rule, str) else ""))
 
     @property
     def arms(self) -> tuple:
@@ -551,6 +608,10 @@ def judge(claims: list, results, *, gates=None, paper: Results | None = None,
     gets the same rule applied to their means ("yes: ..." / "no: ...").
     untested: {claim text: reason} for claims this run cannot test (e.g. a
     dataset that is offline)."""
+    if isinstance(claims, (Claim, str)) or not hasattr(claims, "__iter__"):
+        raise TypeError(f"judge takes a list of Claim(text, rule); got "
+                        f"{type(claims).__name__}: wrap it in a list, judge([claim], "
+                        "results)")
     table = ClaimsTable()
     for c in claims:
         if not isinstance(c, Claim):

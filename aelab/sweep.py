@@ -95,6 +95,26 @@ def _choose(strategy, models, device, batch_size, callback=None) -> str:
     return "sequential"
 
 
+def _check_watch(model, X, watch, *, stacked: bool) -> None:
+    """One line, before training, for watched inputs that are no tensor, or that
+    the first nn.Linear of a stacked MLP cannot take (torch would say so only
+    after the first epoch)."""
+    if watch is None:
+        return
+    if not torch.is_tensor(watch) or watch.dim() == 0 or not len(watch):
+        got = (f"shape {tuple(watch.shape)}" if torch.is_tensor(watch)
+               else type(watch).__name__)
+        raise ValueError(f"fit_many: watch must be a non-empty tensor of inputs, got "
+                         f"{got}: e.g. watch=X_test[:8]")
+    if not stacked:
+        return
+    width = next(m for m in model.modules() if isinstance(m, nn.Linear)).in_features
+    if watch.shape[1:] != X.shape[1:] and width not in (watch.shape[-1], watch[0].numel()):
+        raise ValueError(f"fit_many: watch holds inputs of shape {tuple(watch.shape[1:])} "
+                         f"but the models train on {tuple(X.shape[1:])} (their first "
+                         f"layer takes {width} values): watch inputs shaped like the data")
+
+
 def _describe(strategy: str, models: list) -> str:
     """Which strategy trains the models, in words (say it once per kind)."""
     if strategy == "vmap" and any(True for m in models for _ in m.buffers()):
@@ -143,6 +163,9 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     if seeds is not None and len(seeds) != len(models):
         raise ValueError(f"fit_many needs one seed per model: got {len(seeds)} seeds "
                          f"for {len(models)} models (or leave seeds=None for 0, 1, ...)")
+    for i, s in enumerate(seeds if seeds is not None else ()):
+        validate.count(f"seeds[{i}]", s, minimum=None)  # as fit checks its seed
+    chunk = validate.count("chunk", chunk, minimum=1, hint="e.g. 32")
     for i, d in enumerate(datas):
         validate.data(d, f"datas[{i}]", "fit_many")
     loss_fns = list(loss_fn) if isinstance(loss_fn, (list, tuple)) else \
@@ -150,11 +173,19 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
     if len(loss_fns) != len(models) or not all(map(callable, loss_fns)):
         raise ValueError(f"fit_many needs one objective, or a list of one per model: "
                          f"got {len(loss_fns)} for {len(models)} models")
+    if eval_data is not None and not isinstance(eval_data, dict):
+        raise TypeError(f"fit_many: eval_data must be a dict {{name: dataset}}, got "
+                        f"{type(eval_data).__name__}: e.g. eval_data={{'train': (X,)}} "
+                        "(the test set goes in test_data)")
     evals = {"": test_data, **(eval_data or {})}  # "" is the test set
     for name, data in evals.items():
         if isinstance(data, list) and len(data) != len(models):
             raise ValueError(f"{name or 'test_data'} as a list needs one dataset per "
                              f"model: got {len(data)} for {len(models)} models")
+        what = f"eval_data[{name!r}]" if name else "test_data"
+        for d in {id(d): d for d in (data if isinstance(data, list) else [data])
+                  if data is not None}.values():  # as fit checks its test_data
+            validate.data(d, what, "fit_many")
     evals = {k: v if isinstance(v, list) else [v] * len(models)
              for k, v in evals.items() if v is not None}
     watches = watch if isinstance(watch, (list, tuple)) else [watch] * len(models)
@@ -163,6 +194,8 @@ def fit_many(models: list, datas: list, loss_fn, *, strategy: str = "auto",
                          f"{len(watches)} for {len(models)} models")
     device = training_device(device)
     strategy = _choose(strategy, models, device, batch_size, callback)
+    for m, d, w in zip(models, datas, watches, strict=True):
+        _check_watch(m, _tuple(d)[0], w, stacked=strategy == "batched")
     if not quiet:
         say_once(f"fit_many {strategy} {device.type}",
                  f"aelab: fit_many on {device.type}: {_describe(strategy, models)}")

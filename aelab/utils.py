@@ -20,7 +20,7 @@ from aelab.cache import (atomic_save, cache_dir, cache_path, cached, config_hash
 from aelab.device import (check_device, get_device, training_device,  # noqa: F401
                           tune_cpu_allocator)
 from aelab.progress import (LONG_RUN_S, announce, long_run_notice, progress,  # noqa: F401
-                            say_once, timer)
+                            say_once)
 
 PROFILES = validate.PROFILES
 

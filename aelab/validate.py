@@ -52,6 +52,11 @@ def _float(name: str, value) -> float:
                         f"{tuple(getattr(value, 'shape', ()))}") from None
 
 
+def number(name: str, value) -> float:
+    """value as a float (NaN and inf allowed: a diverged run's loss is one)."""
+    return _float(name, value)
+
+
 def finite(name: str, value, hint: str = "") -> float:
     x = _float(name, value)
     if not math.isfinite(x):
@@ -94,25 +99,47 @@ def choice(name: str, value, allowed, hint: str = ""):
     return value
 
 
-def images(name: str, X, *, who: str = ""):
-    """X as a batch of images N x C x H x W, float or uint8, channels first."""
+def images(name: str, X, *, who: str = "", any_shape: bool = False):
+    """X as a batch of images N x C x H x W (any_shape: or flat rows), float in
+    [0, 1] or uint8, channels first."""
     import torch
 
     who = f"{who}: " if who else ""
     if not torch.is_tensor(X):
         raise TypeError(f"{who}{name} must be a tensor of images N x C x H x W, got "
                         f"{type(X).__name__}: convert it with torch.as_tensor(...)")
-    if X.dim() != 4:
+    if X.dim() != 4 and not any_shape:
         raise ValueError(f"{who}{name} must be images N x C x H x W, got shape "
                          f"{tuple(X.shape)}: reshape flat vectors with "
                          "X.view(-1, 1, H, W) (28 x 28 for MNIST)")
-    if X.shape[-1] in (1, 3) and X.shape[1] not in (1, 3):
+    if X.dim() == 4 and X.shape[-1] in (1, 3) and X.shape[1] not in (1, 3):
         raise ValueError(f"{who}{name} looks channel-last (N x H x W x C = "
                          f"{tuple(X.shape)}): pass X.permute(0, 3, 1, 2)")
     if not X.is_floating_point() and X.dtype != torch.uint8:
         raise ValueError(f"{who}{name} holds {str(X.dtype).replace('torch.', '')} "
                          "pixels: pass floats in [0, 1] (or uint8 in 0-255)")
+    _unit_range(X, f"{who}{name}")
     return X
+
+
+def _unit_range(X, what: str) -> None:
+    """Float pixels must lie in [0, 1]; a little past it (a reconstruction's
+    overshoot) is let through, 0-255 or [-1, 1] pixels are not."""
+    # Read on the CPU only: on a GPU it would stall every training step whose
+    # objective corrupts its batch (no sync inside the step).
+    if not X.is_floating_point() or X.device.type != "cpu" or not X.numel():
+        return
+    try:
+        low, high = float(X.detach().min()), float(X.detach().max())
+    except RuntimeError:  # under vmap (fit_many's stacked models) values are hidden
+        return
+    if high > 1.5:
+        raise ValueError(f"{what} holds float pixels up to {high:.4g}, but float images "
+                         "lie in [0, 1]: divide 0-255 pixels by 255 (X / 255), or pass "
+                         "them as uint8")
+    if low < -0.5:
+        raise ValueError(f"{what} holds float pixels down to {low:.4g}, but float images "
+                         "lie in [0, 1]: rescale them, e.g. (X + 1) / 2 for [-1, 1]")
 
 
 def data(data, what: str = "the training data", desc: str = "fit", *,
@@ -207,3 +234,55 @@ def environment() -> None:
         if path and os.path.exists(path) and not os.path.isdir(path):
             raise ValueError(f"{var}={path} is a file, not a folder: point it at a "
                              "folder (or unset it)")
+
+
+def probe_data(feats, y, subsets, num_classes) -> None:
+    """train_probes' inputs, one line for what would fail inside torch: features
+    N x D without NaN, one class index per row, a list of index sets inside
+    the features' rows, each holding two classes or more."""
+    import torch
+
+    who = "train_probes"
+    if not torch.is_tensor(feats):
+        raise TypeError(f"{who}: feats must be a tensor N x D, got "
+                        f"{type(feats).__name__}: convert it with torch.as_tensor(...)")
+    y = torch.as_tensor(y)
+    if feats.dim() != 2 or len(feats) != len(y):
+        raise ValueError(f"{who} needs features N x D and N labels; got "
+                         f"{tuple(feats.shape)} and {tuple(y.shape)}")
+    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool or (
+            y.numel() and y.min() < 0):
+        raise ValueError(f"{who}: y must hold one class index 0, 1, 2, ... per row; got "
+                         f"{str(y.dtype).replace('torch.', '')} of shape "
+                         f"{tuple(y.shape)} (one-hot labels: pass y.argmax(1))")
+    if not isinstance(subsets, (list, tuple)):
+        raise TypeError(f"{who}: subsets must be a list of index sets, one per head, "
+                        f"got one {type(subsets).__name__}: pass [subset] for one head")
+    for k, s in enumerate(subsets):
+        if not isinstance(s, (list, tuple, range)) and getattr(s, "ndim", 0) != 1:
+            what = (f"a {type(s).__name__} of shape {tuple(s.shape)}"
+                    if hasattr(s, "shape") else f"{s!r} ({type(s).__name__})")
+            raise TypeError(f"{who}: subset {k} is {what}, not a list of indices: "
+                            "subsets holds one index set per head, e.g. "
+                            "[torch.arange(10)] for one head")
+    if not subsets or any(len(s) == 0 for s in subsets):
+        raise ValueError(f"{who} needs at least one non-empty labeled subset")
+    if feats.is_floating_point() and not torch.isfinite(feats).all():
+        raise ValueError(f"{who}: the features hold NaN or inf values: check the "
+                         "encoder (did its training diverge?)")
+    for k, s in enumerate(map(torch.as_tensor, subsets)):
+        if s.dtype == torch.bool:
+            raise ValueError(f"{who}: subset {k} is a mask of True/False: pass its "
+                             "indices, mask.nonzero().squeeze(1)")
+        if s.is_floating_point() or s.min() < 0 or s.max() >= len(feats):
+            raise ValueError(f"{who}: subset {k} holds indices outside "
+                             f"0..{len(feats) - 1} (the features have {len(feats)} "
+                             "rows): index into the pool the features were computed on")
+        if torch.unique(y[s]).numel() < 2:
+            raise ValueError(f"{who}: subset {k} holds a single class ({y[s][0].item()}):"
+                             " a head needs at least two classes to learn; draw a "
+                             "stratified subset")
+    if num_classes is not None and y.max() >= count("num_classes", num_classes,
+                                                     minimum=2):
+        raise ValueError(f"{who}: y holds class {y.max().item()} but "
+                         f"num_classes={num_classes}: raise num_classes or pass None")

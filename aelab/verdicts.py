@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from aelab import validate
+
 REPRODUCED, NOT_REPRODUCED = "REPRODUCED", "NOT REPRODUCED"
 INCONCLUSIVE, NOT_TESTED = "INCONCLUSIVE", "NOT TESTED"
 STATUSES = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTED)
@@ -228,7 +230,11 @@ def plateau(losses, *, last: float = 0.25, max_drop: float = 0.05) -> tuple[bool
     if not 0 < last < 1 or not 0 < max_drop < 1:
         raise ValueError(f"plateau: last={last:g} and max_drop={max_drop:g} are shares "
                          "between 0 and 1 (e.g. last=0.25, max_drop=0.05)")
-    y = np.asarray([float(x) for x in losses], dtype=float)
+    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__"):
+        raise TypeError(f"losses must be a list of numbers, e.g. "
+                        f"history.train_loss; got {type(losses).__name__} {losses!r}")
+    y = np.asarray([validate.number(f"losses[{i}]", x) for i, x in enumerate(losses)],
+                   dtype=float)
     if y.size < 3 or not np.all(np.isfinite(y)):
         return False, f"{y.size} points{'' if np.all(np.isfinite(y)) else ', not finite'}"
     k = min(y.size - 2, int(round((1 - last) * (y.size - 1))))
@@ -248,8 +254,12 @@ def health_gate(arm: str, seed, *, losses=None, error=None, constant_error=None,
     constant's) or chance (accuracy > chance + above_chance), and its loss curve
     reached a plateau. Give the numbers you have; each gives one check."""
     gate = Gate(arm, seed)
+    error, constant_error, accuracy, chance = (
+        None if v is None else validate.number(f"health_gate's {k}", v) for k, v in
+        (("error", error), ("constant_error", constant_error), ("accuracy", accuracy),
+         ("chance", chance)))
     if error is not None and constant_error is not None:
-        ratio = float(error) / float(constant_error) if constant_error else math.inf
+        ratio = error / constant_error if constant_error else math.inf
         gate.checks["beats constant"] = (
             bool(math.isfinite(ratio) and ratio < max_ratio),
             f"error {ratio:.0%} of the best constant image's (limit {max_ratio:.0%})")

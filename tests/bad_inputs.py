@@ -341,6 +341,29 @@ def train_probes(**kw):
     return probes.train_probes(args.pop("F", F_), args.pop("y", y), **args)
 
 
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def train_mlps(**kw):
+    """fit_many of two tiny MLPs on probes_data(), stacked (batched), kw overriding."""
+    F_, y = probes_data()
+    kw = {**dict(num_epochs=1, device="cpu", quiet=True, strategy="batched"), **kw}
+    return fit_many([mlp(), mlp()], [(F_, y)] * 2,
+                    lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), **kw)
+
+
+def results(**row):
+    """Results of methods a and b over seeds 0-2, each row updated by `row`."""
+    return study.Results([{**dict(method=m, budget=10, seed=s, accuracy=0.5), **row}
+                          for m in "ab" for s in range(3)])
+
+
+def exercise(*cases):
+    aelab.exercises.check("E", list(cases)).require()
+
+
 LABELS = torch.arange(100) % 10
 
 CASES = [
@@ -577,6 +600,144 @@ CASES = [
          r"^frozen_features: the encoder must be a torch module or a method of one"),
     Case("probes-head-unknown", "API", "train_probes(head='cnn')",
          lambda t: train_probes(head="cnn"), ValueError, r"^unknown head 'cnn'"),
+    # ---- API: the newer ones (exercise checks, fit_many, probes, metrics, claims)
+    Case("check-many-truth-values", "API",
+         "check('E', [(lambda: torch.tensor([1., 2.]) == 0, 'h')])",
+         lambda t: exercise((lambda: torch.tensor([1., 2.]) == 0, "h")),
+         aelab.exercises.ExerciseNotDone,
+         r"^E does not pass its check yet: h \(case 1 gave 2 truth values, not one: "
+         r"end it with \.all\(\) or \.any\(\)\)"),
+    Case("check-numpy-truth-values", "API", "a check case returning a numpy bool array",
+         lambda t: exercise((lambda: np.array([1, 2]) > 0, "h")),
+         aelab.exercises.ExerciseNotDone, r"\(case 1 gave 2 truth values, not one"),
+    Case("check-case-gives-none", "API", "a check case returning None",
+         lambda t: exercise((lambda: None, "h")), aelab.exercises.ExerciseNotDone,
+         r"^E does not pass its check yet: h \(case 1 gave None, not True or False"),
+    Case("check-case-not-a-pair", "API", "check('E', [lambda: True]) (no hint)",
+         lambda t: aelab.exercises.check("E", [lambda: True]), TypeError,
+         r"^check 'E': cases must be a list of \(test, hint\) pairs"),
+    Case("check-cases-one-pair", "API", "check('E', (True, 'h')) (not in a list)",
+         lambda t: aelab.exercises.check("E", (True, "h")), TypeError,
+         r"^check 'E': cases must be a list of \(test, hint\) pairs"),
+    Case("fit-many-seeds-fraction", "API", "fit_many(strategy='batched', seeds=[0.5, 1])",
+         lambda t: train_mlps(seeds=[0.5, 1]), ValueError,
+         r"^seeds\[0\] must be a whole number, got 0\.5"),
+    Case("fit-many-test-data-empty", "API", "fit_many(strategy='batched', test_data=0 rows)",
+         lambda t: train_mlps(test_data=(torch.rand(0, 4), torch.zeros(0).long())),
+         ValueError, r"^fit_many: test_data is empty \(0 images\)"),
+    Case("fit-many-test-data-nan", "API", "fit_many(strategy='batched', test_data with NaN)",
+         lambda t: train_mlps(test_data=(torch.full((4, 4), NAN), torch.zeros(4).long())),
+         ValueError, r"^fit_many: test_data holds NaN or inf values \(4 of 4 rows\)"),
+    Case("fit-many-watch-width", "API", "fit_many(strategy='batched', watch 5 wide, "
+         "models 4 wide)", lambda t: train_mlps(watch=torch.rand(3, 5)), ValueError,
+         r"^fit_many: watch holds inputs of shape \(5,\) but the models train on "
+         r"\(4,\)"),
+    Case("fit-many-chunk-zero", "API", "fit_many(chunk=0)",
+         lambda t: train_mlps(chunk=0), ValueError, r"^chunk must be >= 1, got 0"),
+    Case("fit-many-eval-data-tuple", "API", "fit_many(eval_data=(X,))",
+         lambda t: train_mlps(eval_data=(images(),)), TypeError,
+         r"^fit_many: eval_data must be a dict \{name: dataset\}, got tuple"),
+    Case("probes-features-numpy", "API", "train_probes(features as a numpy array)",
+         lambda t: train_probes(F=probes_data()[0].numpy()), TypeError,
+         r"^train_probes: feats must be a tensor N x D, got ndarray"),
+    Case("probes-subsets-numbers", "API", "train_probes(subsets=[0, 1, 2])",
+         lambda t: train_probes(subsets=[0, 1, 2]), TypeError,
+         r"^train_probes: subset 0 is 0 \(int\), not a list of indices"),
+    Case("probes-subsets-tensor", "API", "train_probes(subsets=torch.arange(10))",
+         lambda t: train_probes(subsets=torch.arange(10)), TypeError,
+         r"^train_probes: subsets must be a list of index sets, one per head, got one "
+         r"Tensor"),
+    Case("probes-seed-fraction", "API", "train_probes(seed=0.5)",
+         lambda t: train_probes(seed=0.5), ValueError, r"^seed must be a whole number"),
+    Case("probes-one-hot-labels", "API", "train_probes(one-hot y)",
+         lambda t: train_probes(y=F.one_hot(probes_data()[1])), ValueError,
+         r"^train_probes: y must hold one class index .* \(one-hot labels: pass "
+         r"y\.argmax\(1\)\)"),
+    Case("probes-subset-mask", "API", "train_probes(a True/False mask as a subset)",
+         lambda t: train_probes(subsets=[torch.arange(20) < 10]), ValueError,
+         r"^train_probes: subset 0 is a mask of True/False: pass its indices"),
+    Case("pca-k-fraction", "API", "pca(X, X, k=2.5)",
+         lambda t: probes.pca(torch.rand(20, 8), torch.rand(5, 8), k=2.5), ValueError,
+         r"^k must be a whole number, got 2\.5"),
+    Case("pca-k-text", "API", "pca(X, X, k='2')",
+         lambda t: probes.pca(torch.rand(20, 8), torch.rand(5, 8), k="2"), TypeError,
+         r"^k must be a number, got '2' \(str\)"),
+    Case("pca-nan", "API", "pca(X holding NaN, X, k=2)",
+         lambda t: probes.pca(torch.full((20, 8), NAN), torch.rand(5, 8), k=2),
+         ValueError, r"^pca: X_fit holds NaN or inf values"),
+    Case("pca-empty", "API", "pca(X of 0 rows, X, k=2)",
+         lambda t: probes.pca(torch.rand(0, 8), torch.rand(5, 8), k=2), ValueError,
+         r"^pca: X_fit is empty \(0 images\)"),
+    Case("pca-no-sets", "API", "pca(X, k=2) (nothing to project)",
+         lambda t: probes.pca(torch.rand(20, 8), k=2), ValueError,
+         r"^pca: no sets to project: pass them after the fit set"),
+    Case("corrupt-0-255-floats", "API", "corrupt(float images in 0-255, 'gaussian')",
+         lambda t: corrupt.corrupt(images() * 255, "gaussian"), ValueError,
+         r"^corrupt: X holds float pixels up to 25\d(\.\d+)?, but float images lie in "
+         r"\[0, 1\]: divide 0-255 pixels by 255"),
+    Case("noise-channel-last-uint8", "API", "gaussian_noise(uint8 N x H x W x 1 images)",
+         lambda t: corrupt.gaussian_noise(
+             (images() * 255).to(torch.uint8).permute(0, 2, 3, 1), 0.3), ValueError,
+         r"^gaussian_noise: X looks channel-last"),
+    Case("noise-0-255-floats", "API", "gaussian_noise(float images in 0-255)",
+         lambda t: corrupt.gaussian_noise(images() * 255, 0.3), ValueError,
+         r"^gaussian_noise: X holds float pixels up to 25\d"),
+    Case("psnr-0-255-reconstruction", "API", "psnr(X in [0, 1], X_hat in 0-255)",
+         lambda t: metrics.psnr(images(), images() * 255), ValueError,
+         r"^psnr: X_hat reaches 25\d(\.\d+)? but data_range is 1"),
+    Case("psnr-range-too-wide", "API", "psnr(images in [0, 1], data_range=255)",
+         lambda t: metrics.psnr(images(), images() * 0.9, data_range=255), ValueError,
+         r"^psnr: data_range is 255 but the images only reach"),
+    Case("psnr-empty", "API", "psnr(0 images, 0 images)",
+         lambda t: metrics.psnr(images(0), images(0)), ValueError,
+         r"^psnr: X is empty \(shape \(0, 1, 8, 8\)\)"),
+    Case("psnr-lists", "API", "psnr(a list, a list)",
+         lambda t: metrics.psnr([0.1, 0.2], [0.1, 0.3]), TypeError,
+         r"^psnr: X must be a tensor \(or array\) of images, got list"),
+    Case("psnr-reduction-unknown", "API", "psnr(X, X_hat, reduction='sum')",
+         lambda t: metrics.psnr(images(), images(), reduction="sum"), ValueError,
+         r"^unknown reduction 'sum': use one of 'mean', 'none', 'pooled'"),
+    Case("rule-budgets-one-number", "API", "beats('a', 'b', budgets=100)",
+         lambda t: study.beats("a", "b", budgets=100).judge(results()), ValueError,
+         r"^budgets must be a \(low, high\) range of label budgets"),
+    Case("rule-budgets-one-element", "API", "beats('a', 'b', budgets=(100,))",
+         lambda t: study.beats("a", "b", budgets=(100,)), ValueError,
+         r"^budgets must be a \(low, high\) range .* got \(100,\)"),
+    Case("judge-one-claim", "API", "judge(Claim(...), results) (not a list)",
+         lambda t: study.judge(study.Claim("x", study.beats("a", "b")), results()),
+         TypeError, r"^judge takes a list of Claim\(text, rule\); got Claim"),
+    Case("judge-rows-not-results", "API", "judge([Claim(..., beats(...))], rows)",
+         lambda t: study.judge([study.Claim("x", study.beats("a", "b"))],
+                               results().rows), TypeError,
+         r"^beats, best, within and at_least judge a Results table, got list"),
+    Case("claim-rule-as-text", "API", "Claim('x', 'a beats b')",
+         lambda t: study.Claim("x", "a beats b"), TypeError,
+         r"^Claim takes its text, then a rule such as beats\('A', 'B'\); got str"),
+    Case("results-method-none", "API", "Results(rows with method=None)",
+         lambda t: results(method=None), ValueError,
+         r"^Results row 0: method=None must name the method"),
+    Case("results-budget-none", "API", "Results(rows with budget=None)",
+         lambda t: results(budget=None), TypeError,
+         r"^Results row 0: budget must be a number, got None"),
+    Case("results-duplicate-run", "API", "Results(the same method, budget and seed twice)",
+         lambda t: study.Results([dict(method="a", budget=10, seed=0, accuracy=0.5)] * 2),
+         ValueError, r"^Results rows 0 and 1 are both method='a', budget=10, seed=0"),
+    Case("results-accuracy-percent", "API", "Results(accuracy=87.0, a percentage)",
+         lambda t: results(accuracy=87.0), ValueError,
+         r"^Results row 0: accuracy=87\.0 is over 1, but accuracies are fractions here"),
+    Case("rule-fn-returns-bool", "API", "rule('c', lambda r: True)",
+         lambda t: study.rule("c", lambda r: True).judge(results()), TypeError,
+         r"^rule 'c': its function returned bool True, not \(answer, what was "
+         r"measured\)"),
+    Case("at-least-threshold-text", "API", "at_least('a', 'high')",
+         lambda t: study.at_least("a", "high"), TypeError,
+         r"^at_least's threshold must be a number, got 'high'"),
+    Case("gate-losses-text", "API", "health_gate('a', 0, losses='0.5,0.4')",
+         lambda t: verdicts.health_gate("a", 0, losses="0.5,0.4"), TypeError,
+         r"^losses must be a list of numbers, e\.g\. history\.train_loss"),
+    Case("gate-accuracy-text", "API", "health_gate('a', 0, accuracy='0.9', chance=0.1)",
+         lambda t: verdicts.health_gate("a", 0, accuracy="0.9", chance=0.1), TypeError,
+         r"^health_gate's accuracy must be a number, got '0\.9'"),
     # ---- environment variables
     Case("env-device-tpu", "env", "AELAB_DEVICE=tpu",
          with_env(lambda t: utils.get_device(), AELAB_DEVICE="tpu"), ValueError,

@@ -77,7 +77,8 @@ def _both(models, datas):
         return [h.train_loss for h in hs]
 
     seq, vec = losses("sequential"), losses("vmap")
-    gap = max(abs(a - b) / b for s, v in zip(seq, vec) for a, b in zip(s, v))
+    gap = max(abs(a - b) / b for s, v in zip(seq, vec, strict=True)
+              for a, b in zip(s, v, strict=True))
     finals = [[round(h[-1], 4) for h in hs] for hs in (seq, vec)]
     print(f"\nvmap vs sequential on {DEVICE}: largest relative gap {gap:.2e}; "
           f"final losses {finals[0]} vs {finals[1]}")
@@ -92,7 +93,7 @@ def test_vmap_matches_sequential_in_fp32(mnist, monkeypatch):
     monkeypatch.setattr(aelab.sweep, "autocast", _no_autocast)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     seq, vec = _both(*_sweep(mnist))
-    for a, b in zip(seq, vec):
+    for a, b in zip(seq, vec, strict=True):
         assert a == pytest.approx(b, rel=1e-4)
 
 
@@ -108,7 +109,7 @@ def test_vmap_matches_sequential_under_bf16_autocast(mnist):
     loss must agree within 2%, while the models' final losses differ from each
     other by far more than that."""
     seq, vec = _both(*_sweep(mnist))
-    for a, b in zip(seq, vec):
+    for a, b in zip(seq, vec, strict=True):
         assert a == pytest.approx(b, rel=2e-2)
     final = sorted(a[-1] for a in seq)
     assert final[-1] > 1.5 * final[0]  # the check above can tell models apart
