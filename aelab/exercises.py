@@ -324,7 +324,11 @@ def one_step(models, datas, loss_fn, *, batch_size: int | None = None,
     """Train for one epoch, quietly, as the lesson will (aelab.fit for one model,
     aelab.fit_many for a list, with the strategy the lesson picks); True when it
     ran and every loss was a finite number. An answer that passes the value
-    checks but breaks the training loop raises here, inside the check."""
+    checks but breaks the training loop raises here, inside the check.
+    strategy="vmap" runs here, on any device, what a GPU's fit_many runs (a
+    CPU's never picks it): an `if` on a tensor's value or an .item() fails
+    there; strategy="sequential" trains in this process, where a CPU's
+    fit_many would fork one process per model (slower for a check)."""
     from aelab.sweep import fit_many  # imported here: sweep imports aelab.train
     from aelab.train import fit
     if isinstance(models, nn.Module):

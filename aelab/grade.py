@@ -10,11 +10,24 @@ lesson (not from the submission), are run on the student's functions, one
 kernel call per exercise, each with a time limit. One row per (notebook,
 exercise): passed or not, and the one-line hint the student got.
 
-A notebook that hangs or kills its kernel costs its own rows, never the run;
-one that writes more than `max_file_mb` to a file gets an OSError in its own
-kernel (RLIMIT_FSIZE), and the row shows it. Trust: a submission is code, and it runs
-as the user who grades it, as in nbgrader; grade on a machine (or account) that
-holds nothing a student's code must not read.
+A notebook that hangs, kills its kernel or fills its folder costs its own
+rows, never the run. Its cells and the checks together get `notebook_timeout`
+seconds (each call at most `timeout`). A file over `max_file_mb` gets an
+OSError in its own kernel (RLIMIT_FSIZE), and the row shows it; files under its
+folder over `max_disk_mb` in all stop its kernel (the folder is measured after
+every cell and about once a second while one runs).
+
+Before the checks run, the instructor's imports are run again (with a fresh
+load of aelab.exercises), so a submission that rebound `check`, `answer` or
+`close` is graded by the real ones. That guards against a slip, not a
+determined cheat: the student's code runs in the same process as the checks
+and could patch torch itself.
+
+Trust: a submission is code, and it runs as the user who grades it, as in
+nbgrader. Its kernel starts in a folder of its own, with limits on time, file
+size and that folder's size; nothing stops it from reading or writing elsewhere
+with that user's rights, or from using the network. Grade on a machine (or
+account) that holds nothing a student's code must not read.
 """
 from __future__ import annotations
 
@@ -90,6 +103,35 @@ def which_lesson(sources: list[str], lessons: dict[str, Path]) -> Path | None:
     return best if best is not None and scores[best] > 0 else None
 
 
+def imports(lesson: Path) -> str:
+    """The reference lesson's top-level imports, after a fresh load of
+    aelab.exercises: what its checks call, whatever the submission rebound."""
+    import jupytext
+
+    found = ["import importlib", "import aelab.exercises",
+             "importlib.reload(aelab.exercises)"]
+    for cell in jupytext.read(lesson).cells:
+        try:
+            body = ast.parse(cell.source).body if cell.cell_type == "code" else []
+        except SyntaxError:
+            continue
+        found += [ast.unparse(node) for node in body
+                  if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return "\n".join(dict.fromkeys(found))
+
+
+def disk_mb(folder: Path) -> float:
+    """The MB the files under folder take on disk."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:  # gone while we looked
+                pass
+    return total / 2 ** 20
+
+
 def _drain(stream, logfile: Path) -> None:
     """Keep the kernel's stderr in a log, quietly (a class's worth of kernels)."""
     def pump():
@@ -102,16 +144,19 @@ def _drain(stream, logfile: Path) -> None:
 
 class _Kernel:
     """A fresh ipykernel in this interpreter, with a cap on the size of any
-    file it writes (a submission that fills the disk kills only its own
-    kernel), driven with jupyter_client's blocking client: a cell that runs
-    past its time limit is interrupted, a dead kernel is noticed."""
+    file it writes and, with max_disk_mb, on the size of the folder cwd (a
+    submission that fills the disk stops only its own kernel), driven with
+    jupyter_client's blocking client: a cell that runs past its time limit is
+    interrupted, a dead kernel is noticed."""
 
-    def __init__(self, *, cwd: Path, stderr_log: Path, max_file_mb: int):
+    def __init__(self, *, cwd: Path, stderr_log: Path, max_file_mb: int,
+                 max_disk_mb: float | None = None):
         import subprocess
 
         from jupyter_client.manager import KernelManager
 
         limit = max_file_mb * 2 ** 20
+        self.cwd, self.max_disk_mb = Path(cwd), max_disk_mb
 
         def cap():  # in the kernel's process, before it starts
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -132,15 +177,20 @@ class _Kernel:
         msg_id = self.kc.execute(cell.source, store_history=True, allow_stdin=False)
         outputs, error = [], None
         deadline = None if timeout is None else time.monotonic() + timeout
+        measured = time.monotonic()
         while True:
             if deadline is not None and time.monotonic() > deadline:
                 self.km.interrupt_kernel()
                 return f"the cell ran longer than {timeout:g} s"
+            if time.monotonic() - measured > 1:
+                measured, full = time.monotonic(), self._folder_full()
+                if full:
+                    return full
             try:
                 msg = self.kc.get_iopub_msg(timeout=1)
             except Empty:
                 if not self.km.is_alive():
-                    return "the kernel died (out of memory?)"
+                    return "the kernel died (out of memory, or its code ended it)"
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -152,7 +202,16 @@ class _Kernel:
                 if kind == "error":
                     error = f"{content['ename']}: {content['evalue']}".splitlines()[0]
         cell.outputs = outputs
-        return error
+        return self._folder_full() or error
+
+    def _folder_full(self) -> str:
+        """'' while cwd's files fit max_disk_mb; else the kernel is stopped and
+        this says why."""
+        if self.max_disk_mb is None or disk_mb(self.cwd) <= self.max_disk_mb:
+            return ""
+        if self.km.is_alive():
+            self.km.shutdown_kernel(now=True)
+        return f"its files passed {self.max_disk_mb:g} MB"
 
     def shutdown(self) -> None:
         self.kc.stop_channels()
@@ -179,7 +238,7 @@ def _grading_call(check: str, answer: str) -> str:
 
 def grade_notebook(path: Path, lessons: dict[str, Path], *, timeout: float = 60,
                    notebook_timeout: float = 300, max_file_mb: int = 100,
-                   log=None) -> list[Row]:
+                   max_disk_mb: float = 1000, log=None) -> list[Row]:
     """The rows of one submission (see the module's docstring)."""
     import jupytext
     import nbformat
@@ -209,39 +268,48 @@ def grade_notebook(path: Path, lessons: dict[str, Path], *, timeout: float = 60,
     try:
         with mock.patch.dict(os.environ, env):
             kernel = _Kernel(cwd=work, stderr_log=work / "kernel.log",
-                             max_file_mb=max_file_mb)
+                             max_file_mb=max_file_mb, max_disk_mb=max_disk_mb)
         # torch and aelab first, outside the student's time (a cold import alone
         # can take tens of seconds on a loaded machine)
         kernel.execute(nbformat.v4.new_code_cell("import aelab"), 300)
         deadline = time.monotonic() + notebook_timeout
+
+        def budget() -> float:  # a call's time limit, within the notebook's
+            return min(timeout, deadline - time.monotonic())
+
         for cell in own:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if budget() <= 0:
                 trouble = f"its cells ran past {notebook_timeout:g} s"
                 break
-            error = kernel.execute(cell, min(timeout, left))
+            limit = budget()
+            error = kernel.execute(cell, limit)
             if error and "longer than" in error and not _responsive(kernel):
                 kernel.km.shutdown_kernel(now=True)
                 trouble = "a cell did not stop when interrupted"
                 break
-            if error and ("kernel died" in error or "longer than" in error):
-                trouble = ("its kernel died (out of memory?)" if "died" in error else
-                           f"a cell ran longer than {min(timeout, left):g} s")
-                if "died" in error:
-                    break
-        for src in checks:  # the instructor's checks replace the submission's
-            if kernel.km.is_alive():
-                kernel.execute(nbformat.v4.new_code_cell(src), timeout)
+            if error and ("kernel died" in error or "files passed" in error):
+                trouble = error.replace("the kernel", "its kernel")
+                break
+            if error and "longer than" in error:
+                trouble = f"a cell ran longer than {limit:g} s"
+        # the instructor's imports and checks replace the submission's
+        for src in [imports(lesson), *checks]:
+            if kernel.km.is_alive() and budget() > 0:
+                kernel.execute(nbformat.v4.new_code_cell(src), budget())
         for check, answer in pairs:
-            if not kernel.km.is_alive():
-                why = trouble or "its kernel died"
+            if not kernel.km.is_alive() or budget() <= 0:
+                why = (trouble or "its kernel died" if not kernel.km.is_alive() else
+                       f"its cells and checks ran past {notebook_timeout:g} s")
                 rows.append(Row(name, answer, False, f"not graded: {why}"))
                 continue
             cell = nbformat.v4.new_code_cell(_grading_call(check, answer))
-            error = kernel.execute(cell, timeout)
+            limit = budget()
+            error = kernel.execute(cell, limit)
             if error and "longer than" in error and not _responsive(kernel):
                 kernel.km.shutdown_kernel(now=True)  # it ignored the interrupt
                 trouble = f"{answer} did not stop when interrupted"
+            if error and ("kernel died" in error or "files passed" in error):
+                trouble = error.replace("the kernel", "its kernel")
             shown = "".join(o.get("text", "") for o in cell.outputs
                             if o.get("output_type") == "stream")
             found = [line[len(MARK):] for line in shown.splitlines()
@@ -251,9 +319,9 @@ def grade_notebook(path: Path, lessons: dict[str, Path], *, timeout: float = 60,
                 rows.append(Row(name, f"{title} ({answer})".strip(), ok, hint))
             else:
                 rows.append(Row(name, answer, False, f"{answer} did not finish within "
-                                f"{timeout:g} s: does it loop forever?" if error
+                                f"{limit:g} s: does it loop forever?" if error
                                 and "longer than" in error else
-                                f"not graded: {error or trouble or 'no result'}"))
+                                f"not graded: {trouble or error or 'no result'}"))
     finally:
         if kernel is not None:
             try:
@@ -285,7 +353,8 @@ def submissions(paths) -> list[Path]:
 
 def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
           notebook_timeout: float = 300, lessons: dict | None = None,
-          max_file_mb: int = 100, log=print) -> list[Row]:
+          max_file_mb: int = 100, max_disk_mb: float = 1000,
+          log=print) -> list[Row]:
     """Grade every submission against the lessons' checks (`lessons`: {name:
     path}, default the installed lessons); print one row per (notebook,
     exercise)."""
@@ -299,7 +368,8 @@ def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
     for path in notebooks:
         rows += grade_notebook(path, lessons, timeout=timeout,
                                notebook_timeout=notebook_timeout,
-                               max_file_mb=max_file_mb, log=log)
+                               max_file_mb=max_file_mb, max_disk_mb=max_disk_mb,
+                               log=log)
     width = max(len(r.notebook) for r in rows)
     for r in rows:
         log(f"{r.notebook:<{width}}  {'passed' if r.passed else 'FAILED':<6}  "

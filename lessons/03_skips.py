@@ -351,6 +351,9 @@ def check_denoising_loss(denoising_loss):
         loss_fn = answer(denoising_loss("small_blocks", 0.25))
         return not close(loss_fn(identity, (X,)), loss_fn(identity, (X,)))
 
+    # No bfloat16 case: a GPU trains under bf16 autocast, where model(X_tilde) is
+    # bf16 but F.mse_loss runs in float32; the ops that fail there on a float32
+    # tensor made with torch.zeros (scatter, index_put) fail the float64 case too.
     snapshot = ex.Snapshot(X)  # before the first call
     return check("Exercise 1", [
         (got, "it must run on a model and a batch (X,) of 4 images, 1x28x28 each"),
@@ -376,9 +379,12 @@ def check_denoising_loss(denoising_loss):
         (lambda: got(X=X.double(), model=probe.double()).dtype == torch.float64,
          "keep the input's dtype (float64 here): no .float(), no new tensors of a "
          "fixed dtype"),
-        (lambda: ex.one_step(nn.Conv2d(1, 1, 3, padding=1), (X,),
-                             denoising_loss("small_blocks", 0.25)),
-         "aelab.fit cannot train on it: return F.mse_loss(model(X_tilde), X)"),
+        # the lesson's fit_many of BatchNorm nets: one after another on a GPU, a
+        # process each on a CPU; here one after another, in this process (faster)
+        (lambda: ex.one_step([nn.Conv2d(1, 1, 3, padding=1) for _ in range(2)],
+                             [(X,)] * 2, denoising_loss("small_blocks", 0.25),
+                             strategy="sequential"),
+         "aelab.fit_many cannot train on it: return F.mse_loss(model(X_tilde), X)"),
     ], done="the network learns to undo the corruption", code=denoising_loss)
 
 
@@ -681,6 +687,16 @@ def check_small_decoder(small_decoder):
         a, b = net(16, 1), net(16, 1)
         return not {id(p) for p in a.parameters()} & {id(p) for p in b.parameters()}
 
+    def trains():  # two seeds' decoders of one layer in one fit_many, as below
+        Z, X = torch.rand(4, 16, 14, 14), torch.rand(4, 1, 28, 28)
+
+        def loss_fn(model, batch):  # the lesson's reconstruction_loss
+            return F.mse_loss(model(batch[0])[..., :28, :28], batch[1])
+        # in this process (a CPU's fit_many forks one process per model: slower),
+        # and stacked under vmap, as a GPU's fit_many trains them
+        return all(ex.one_step([net(16, 1), net(16, 1)], [(Z, X)] * 2, loss_fn,
+                               strategy=how) for how in ("sequential", "vmap"))
+
     return check("Exercise 2", [
         (lambda: isinstance(net(8, 0), nn.Module),
          "return an nn.Module (nn.Sequential of the layers)"),
@@ -702,7 +718,11 @@ def check_small_decoder(small_decoder):
          "decoder is one linear map"),
         (fresh, "build new layers on every call (inside the function): two calls "
          "must not share weights"),
-    ], done="one small decoder per layer, the same recipe for all")
+        (lambda: ex.trainable(net(16, 1)), "the decoder must learn: leave its "
+         "parameters' requires_grad on (no .requires_grad_(False))"),
+        (trains, "fit_many cannot train two of these decoders side by side (as the "
+         "lesson does): return an nn.Sequential of the layers"),
+    ], done="one small decoder per layer, the same recipe for all", code=small_decoder)
 
 
 check_small_decoder(small_decoder)

@@ -286,9 +286,15 @@ def check_denoising_loss(denoising_loss):
         return all(bool((share - MASK).abs().max() < 0.2)
                    for share in (dropped.mean(1), dropped.mean(0)))
 
+    def trains(strategy):  # two DAEs in one fit_many, as train_daes trains them
+        daes = [nn.Sequential(nn.Linear(200, 8), nn.Sigmoid(), nn.Linear(8, 200))
+                for _ in range(2)]
+        return ex.one_step(daes, [(X,)] * 2, denoising_loss, strategy=strategy)
+
+    # No bfloat16 case: a GPU trains under bf16 autocast, where the logits are
+    # bf16 but the BCE runs in float32; the ops that fail there on a float32
+    # tensor made with torch.zeros (scatter, index_put) fail the float64 case too.
     snapshot = ex.Snapshot(X)  # before the first call
-    daes = [nn.Sequential(nn.Linear(200, 8), nn.Sigmoid(), nn.Linear(8, 200))
-            for _ in range(2)]
     return check("Exercise 1", [
         (run, "it must run on a model and a batch (X,) of 128 inputs"),
         (lambda: run()[0].dim() == 0, "return one number (a 0-d tensor, a mean)"),
@@ -305,6 +311,9 @@ def check_denoising_loss(denoising_loss):
         (lambda: not close(run()[0], F.mse_loss(logits, X)), "use the binary "
          "cross-entropy, not the MSE: the inputs lie in [0, 1]"),
         (target_is_clean, "the target is the clean X, not the corrupted input"),
+        (lambda: not close(run()[0], F.binary_cross_entropy_with_logits(X, logits)),
+         "prediction and target are swapped: the model's logits come first, "
+         "F.binary_cross_entropy_with_logits(model(X_tilde), X)"),
         (lambda: close(run()[0], F.binary_cross_entropy_with_logits(logits, X)),
          "return F.binary_cross_entropy_with_logits(model(X_tilde), X)"),
         (lambda: not ex.no_gradient(run()[0], probe), "no gradient reaches the "
@@ -312,11 +321,15 @@ def check_denoising_loss(denoising_loss):
          "or torch.tensor(...))"),
         (lambda: run(X.double())[0].dtype == torch.float64, "keep the input's "
          "dtype (float64 here): no .float(), no new tensors of a fixed dtype"),
+        (lambda: trains("sequential"), "aelab.fit_many cannot train on it: return "
+         "F.binary_cross_entropy_with_logits(model(X_tilde), X)"),
+        # fit_many stacks the DAEs under vmap (batched on a CPU, vmap on a GPU)
+        (lambda: trains("vmap"), "fit_many trains the DAEs stacked under vmap, "
+         "which cannot branch on a tensor's value: no `if` on a tensor, no .item() "
+         "(torch.where(cond, a, b) picks without branching)"),
+        # after vmap: on the meta device an `if` on a tensor fails too
         (lambda: run(X.to("meta")), "make the mask on X's device: torch.rand_like(X), "
          "not torch.rand(X.shape) (that one is always on the CPU)"),
-        (lambda: ex.one_step(daes, [(X,)] * 2, denoising_loss),
-         "aelab.fit_many cannot train on it: return "
-         "F.binary_cross_entropy_with_logits(model(X_tilde), X)"),
     ], done="masking noise in, the clean input as the target", code=denoising_loss)
 
 

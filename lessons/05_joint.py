@@ -375,7 +375,7 @@ def check_unpool(unpool_with_switches):
         def forward(self, X, switches, output_size):
             return unpool_with_switches(X, switches, tuple(output_size)[-2:])
 
-    def trains():  # two seeds side by side, as the study trains them (fit_many)
+    def trains(strategy):  # two seeds side by side, as the study trains them
         nets = [AugmentedNet(unpool=Unpool(), mode="all", widths=(2, 2))
                 for _ in range(2)]
         X, y = torch.rand(4, 1, 28, 28), torch.arange(4)
@@ -384,7 +384,7 @@ def check_unpool(unpool_with_switches):
             logits, recons = model(batch[0])
             return F.cross_entropy(logits, batch[1]) + sum(
                 F.mse_loss(p, t) for t, p in recons)
-        return ex.one_step(nets, [(X, y)] * 2, loss_fn, strategy="auto")
+        return ex.one_step(nets, [(X, y)] * 2, loss_fn, strategy=strategy)
 
     return check("Exercise 1", [
         (lambda: got(X6), "it must run on 2x3x3x3 pooled values, their switches and "
@@ -406,8 +406,12 @@ def check_unpool(unpool_with_switches):
         (lambda: in_dtype(torch.float64) and in_dtype(torch.bfloat16), "build the "
          "zero planes with X.new_zeros(...), so that dtype and device follow X "
          "(torch.zeros(...) is float32 on the CPU)"),
-        (trains, "fit_many cannot train through it under vmap (as the study "
-         "does): no .item() or .tolist(), no if on a tensor's value"),
+        (lambda: trains("sequential"), "fit_many cannot train the SWWAE nets "
+         "through it: return the (N, C, H, W) tensor of unpooled values"),
+        # fit_many stacks the nets under vmap on a GPU (never on a CPU): tried here
+        (lambda: trains("vmap"), "on a GPU fit_many trains the nets under vmap, "
+         "which cannot branch on a tensor's value: no `if` on a tensor, no .item() "
+         "or .tolist() (torch.where(cond, a, b) picks without branching)"),
     ], done="the decoder now knows where each maximum was", code=unpool_with_switches)
 
 
@@ -498,7 +502,7 @@ def check_joint_loss(joint_loss):
         pairs = [(t.double(), p.double()) for t, p in recons]
         return got(pairs=pairs, logits=logits.double()).dtype == torch.float64
 
-    def trains():  # two seeds side by side, as the study trains them (fit_many)
+    def trains(strategy):  # two seeds side by side, as the study trains them
         nets = [AugmentedNet(unpool=FixedUnpool(), mode="all", widths=(2, 2))
                 for _ in range(2)]
         X, y = torch.rand(4, 1, 28, 28), torch.arange(4)
@@ -506,8 +510,13 @@ def check_joint_loss(joint_loss):
         def loss_fn(model, batch):
             logits, pairs = model(batch[0])
             return joint_loss(logits, batch[1], pairs, 1.0, [1.0] * len(pairs))
-        return ex.one_step(nets, [(X, y)] * 2, loss_fn, strategy="auto")
+        return ex.one_step(nets, [(X, y)] * 2, loss_fn, strategy=strategy)
 
+    # No bfloat16 case: a GPU trains under bf16 autocast, where logits and
+    # predictions are bf16 but the cross-entropy and the MSE run in float32; the
+    # ops that fail there on a float32 tensor made with torch.zeros (scatter,
+    # index_put) fail the float64 case too. (Exercise 1's check has one: the
+    # unpooling runs inside the network, on bf16 activations.)
     snapshot = ex.Snapshot(logits, y, recons)  # before the first call
     return check("Exercise 2", [
         (got, "it must run on logits (6x10), labels y and two (target, prediction) "
@@ -529,8 +538,12 @@ def check_joint_loss(joint_loss):
          "a tensor (no .item(), float(), .detach() or torch.tensor([...]))"),
         (in_float64, "keep the inputs' dtype (float64 here): multiply by the "
          "Python floats gammas[l], no torch.tensor(gammas) of a fixed dtype"),
-        (trains, "fit_many cannot train on it under vmap: no .item(), no if on a "
-         "tensor's value, one tensor C + lam * U"),
+        (lambda: trains("sequential"), "fit_many cannot train on it: return one "
+         "tensor, C + lam * U"),
+        # fit_many stacks the nets under vmap on a GPU (never on a CPU): tried here
+        (lambda: trains("vmap"), "on a GPU fit_many trains the nets under vmap, "
+         "which cannot branch on a tensor's value: no `if` on a tensor, no .item() "
+         "(torch.where(cond, a, b) picks without branching)"),
     ], done="C + lam * sum_l gamma_l * mse(a^_l, a_l)", code=joint_loss)
 
 

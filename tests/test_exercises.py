@@ -141,6 +141,24 @@ def sparse_by_forward(model, batch, lam):
     return F.mse_loss(model(X), X) + lam * torch.mean(torch.abs(model.encode(X)))
 
 
+def sparse_centred_in_place(model, batch, lam):
+    X, = batch
+    X -= X.mean()  # centres the caller's batch too
+    return sparse(lambda z, X_hat, lam: lam * z.abs().mean())(model, (X,), lam)
+
+
+def sparse_in_float32(model, batch, lam):
+    X, = batch
+    return sparse(lambda z, X_hat, lam: lam * z.abs().mean())(model, (X.float(),), lam)
+
+
+def sparse_if_on_a_tensor(model, batch, lam):
+    X, = batch
+    z = model.encode(X)
+    mse, l1 = F.mse_loss(model.decode(z, X.shape[-2:]), X), z.abs().mean()
+    return mse + lam * l1 if l1 > 0 else mse  # a Python if on a tensor's value
+
+
 def freeze_eval_only(encoder):
     return encoder.eval()
 
@@ -198,9 +216,9 @@ def freeze_train_false(encoder):
 # ---- lesson 02: soi(X, X_hat), decoder_only(autoencoder, encoder) -----------
 
 def soi_with(centre=lambda v: v - v.mean(1, keepdim=True), guard=True,
-             swap=False, reduce=None):
+             swap=False, reduce=None, dtype=torch.float64):
     def soi(X, X_hat):
-        x, h = X.flatten(1).double(), X_hat.flatten(1).double()
+        x, h = X.flatten(1).to(dtype), X_hat.flatten(1).to(dtype)
         if swap:
             x, h = h, x
         xc, hc = centre(x), centre(h)
@@ -312,6 +330,11 @@ def corrupted_once(kind, level):
     return loss_fn
 
 
+def denoising_in_float32(model, X, kind, level):
+    X = X.float()
+    return F.mse_loss(model(corrupt(X, kind, level)), X)
+
+
 def masked_in_place(model, X, kind, level):
     X.mul_(torch.rand_like(X) > level)
     return F.mse_loss(model(X), X)
@@ -325,7 +348,8 @@ def denoising_by_hand(kind, level):
     return loss_fn
 
 
-def decoder(*, relu=True, up_kernel=3, layers=None, out=True, strided_first=False):
+def decoder(*, relu=True, up_kernel=3, layers=None, out=True, strided_first=False,
+            frozen=False):
     """small_decoder(channels, downsamplings, *, num_layers, ...) built by the
     recipe (num_layers transposed 3x3 convs, the last `downsamplings` of them
     stride 2, a ReLU after each, a 3x3 conv to out_channels), with one thing
@@ -342,7 +366,7 @@ def decoder(*, relu=True, up_kernel=3, layers=None, out=True, strided_first=Fals
             stack += [nn.ReLU()] if relu else []
             c = width
         stack.append(nn.Conv2d(c, out_channels if out else 1, 3, padding=1))
-        return nn.Sequential(*stack)
+        return nn.Sequential(*stack).requires_grad_(not frozen)
     return small_decoder
 
 
@@ -399,6 +423,18 @@ def masking_in_place(model, batch):
     return bce(model(X), X)
 
 
+def masking_in_float32(model, batch):
+    X, = batch
+    X = X.float()
+    return bce(model(X * (torch.rand_like(X) >= 0.25)), X)
+
+
+def masking_if_on_a_tensor(model, batch):
+    X, = batch
+    X_tilde = X * (torch.rand_like(X) >= 0.25) if X.max() > 0 else X
+    return bce(model(X_tilde), X)
+
+
 def masking_item(model, batch):
     X, = batch
     return torch.tensor(bce(model(X * (torch.rand_like(X) >= 0.25)), X).item())
@@ -444,6 +480,11 @@ def greedy_per_seed(X, widths, seeds, train_daes):
             stacks[seed].append(d[0])
             codes[i] = encode(d[0], codes[i])
     return stacks
+
+
+def greedy_centred_in_place(X, widths, seeds, train_daes):
+    X -= X.mean(0)  # centres the caller's inputs too
+    return greedy()(X, widths, seeds, train_daes)
 
 
 def greedy_zipped(X, widths, seeds, train_daes):
@@ -501,6 +542,29 @@ def unpool_loop(X, switches, output_size):
     return out.view(N, C, H, W)
 
 
+def unpool_checks_its_switches(X, switches, output_size):
+    H, W = output_size
+    if (switches >= H * W).any():  # a Python if on a tensor's value
+        raise ValueError("a switch points outside the output")
+    return scatter()(X, switches, output_size)
+
+
+def unpool_sized_by_item(X, switches, output_size):
+    N, C, h, w = X.shape
+    H, W = output_size
+    n = max(H * W, switches.max().item() + 1)  # a number out of a tensor
+    flat = X.new_zeros(N, C, n).scatter(2, switches.flatten(2), X.flatten(2))
+    return flat[..., :H * W].view(N, C, H, W)
+
+
+def unpool_offsets_in_place(X, switches, output_size):
+    N, C, h, w = X.shape
+    H, W = output_size
+    switches += torch.arange(C).view(1, C, 1, 1) * H * W  # the caller's switches
+    flat = X.new_zeros(N, C * H * W).scatter(1, switches.flatten(1), X.flatten(1))
+    return flat.view(N, C, H, W)
+
+
 def joint(U=lambda recons, gammas: sum(
         g * F.mse_loss(p, t) for g, (t, p) in zip(gammas, recons, strict=False)),
           combine=lambda C, lam, U: C + lam * U):
@@ -520,6 +584,18 @@ def joint_if_on_a_tensor(logits, y, recons, lam, gammas):
     C = F.cross_entropy(logits, y)
     U = sum(g * F.mse_loss(p, t) for g, (t, p) in zip(gammas, recons, strict=True))
     return C + lam * U if U > 0 else C
+
+
+def joint_if_on_an_item(logits, y, recons, lam, gammas):
+    C = F.cross_entropy(logits, y)
+    U = sum(g * F.mse_loss(p, t) for g, (t, p) in zip(gammas, recons, strict=True))
+    return C + lam * U if U.item() > 0 else C
+
+
+def joint_in_place(logits, y, recons, lam, gammas):
+    U = sum(g * p.sub_(t).pow(2).mean() for g, (t, p) in zip(gammas, recons,
+                                                             strict=True))
+    return F.cross_entropy(logits, y) + lam * U
 
 
 def joint_swapped_cross_entropy(logits, y, recons, lam, gammas):
@@ -550,6 +626,10 @@ WRONG = [
     ("sparse_loss", "L1 on the output", sparse(lambda z, X_hat, lam: lam * X_hat.abs()
                                               .mean()), "z = model.encode(X)"),
     ("sparse_loss", "lam on the MSE", sparse_lam_on_mse, "with lam = 0"),
+    ("sparse_loss", "mutates X", sparse_centred_in_place, "change nothing in place"),
+    ("sparse_loss", "dtype: X.float()", sparse_in_float32, "float64"),
+    ("sparse_loss", "if on a tensor (vmap)", sparse_if_on_a_tensor,
+     "no `if` on a tensor"),
     ("freeze", "eval only", freeze_eval_only, "requires_grad=True"),
     ("freeze", "requires_grad only", freeze_grads_only, "eval()"),
     ("freeze", "returns a copy", freeze_a_copy, "not a copy"),
@@ -569,6 +649,7 @@ WRONG = [
     ("soi", "mutates its inputs", soi_in_place, "no in-place"),
     ("soi", "hard-coded 8x8", soi_fixed_size, "any image shape"),
     ("soi", "a list of floats", soi_as_a_list, "return a tensor"),
+    ("soi", "dtype: float32", soi_with(dtype=torch.float32), "compute in float64"),
     ("decoder_only", "mutates the autoencoder", decoder_only_in_place,
      "leave the autoencoder"),
     ("decoder_only", "shallow copy", decoder_only_shallow_copy,
@@ -599,6 +680,8 @@ WRONG = [
             model(corrupt(X, kind, level)), X).item())), "no gradient"),
     ("denoising_loss (03)", "corrupts X in place", denoise(masked_in_place),
      "leave X as it is"),
+    ("denoising_loss (03)", "dtype: X.float()", denoise(denoising_in_float32),
+     "float64"),
     ("denoising_loss (04)", "clean input", masking(lambda X: X), "corrupt it first"),
     ("denoising_loss (04)", "added noise", masking(
         lambda X: X + 0.1 * torch.randn_like(X)), "no added noise"),
@@ -617,6 +700,12 @@ WRONG = [
     ("denoising_loss (04)", "CPU mask", masking(
         lambda X: X * (torch.rand(X.shape) >= 0.25)), "X's device"),
     ("denoising_loss (04)", "graph: torch.tensor", masking_item, "no gradient"),
+    ("denoising_loss (04)", "dtype: X.float()", masking_in_float32, "float64"),
+    ("denoising_loss (04)", "swapped prediction and target", masking(
+        lambda X: X * (torch.rand_like(X) >= 0.25),
+        loss=lambda logits, X: bce(X, logits)), "swapped"),
+    ("denoising_loss (04)", "if on a tensor (vmap)", masking_if_on_a_tensor,
+     "no `if` on a tensor"),
     ("small_decoder", "one conv, no upsampling", decoder_one_conv, "ConvTranspose2d"),
     ("small_decoder", "no nonlinearity", decoder(relu=False), "nn.ReLU()"),
     ("small_decoder", "one decoder built once, reused", decoder_built_once,
@@ -627,6 +716,7 @@ WRONG = [
     ("small_decoder", "hard-coded 28x28", decoder_upsample_to_28, "no hard-coded 28"),
     ("small_decoder", "4x4 kernels to upsample", decoder(up_kernel=4),
      "only the strides change"),
+    ("small_decoder", "frozen decoder", decoder(frozen=True), "requires_grad"),
     ("greedy_pretrain", "every layer on the pixels", greedy_all_on_pixels,
      "codes of the layer below"),
     ("greedy_pretrain", "keeps the whole DAE", greedy(keep=lambda d: d),
@@ -642,6 +732,7 @@ WRONG = [
     ("greedy_pretrain", "loop variable rebound", greedy_rebinds_the_loop_variable,
      "codes of the layer below"),
     ("greedy_pretrain", "train_daes per seed", greedy_per_seed, "once per layer"),
+    ("greedy_pretrain", "mutates X", greedy_centred_in_place, "leave X as it is"),
     ("unpool_with_switches", "fixed unpooling", fixed_unpool, "fixed unpooling"),
     ("unpool_with_switches", "nearest upsampling", lambda X, switches, size: (
         F.interpolate(X, size=tuple(size), mode="nearest")),
@@ -655,6 +746,11 @@ WRONG = [
     ("unpool_with_switches", "graph: detach", scatter(detach=True), "keep the graph"),
     ("unpool_with_switches", "channels mixed", scatter(per_channel=False),
      "one value per pooled window"),
+    ("unpool_with_switches", "mutates the switches", unpool_offsets_in_place,
+     "leave X and switches"),
+    ("unpool_with_switches", "if on a tensor (vmap)", unpool_checks_its_switches,
+     "no `if` on a tensor"),
+    ("unpool_with_switches", ".item() (vmap)", unpool_sized_by_item, "no .item()"),
     ("joint_loss", "cross-entropy only", joint(combine=lambda C, lam, U: C),
      "mean squared error"),
     ("joint_loss", "lam on C", joint(combine=lambda C, lam, U: lam * C + U),
@@ -674,8 +770,10 @@ WRONG = [
     ("joint_loss", "dtype: torch.tensor(gammas)", joint(U=lambda recons, gammas: (
         torch.stack([F.mse_loss(p, t) for t, p in recons]) @ torch.tensor(gammas))),
      "float64"),
-    # ("joint_loss", "if on a tensor (vmap)"): the probe trains as the study does, and
-    # lesson 05's nets train one after another on a CPU (under vmap only on a GPU)
+    ("joint_loss", "if on a tensor (vmap)", joint_if_on_a_tensor,
+     "no `if` on a tensor"),
+    ("joint_loss", "if on .item() (vmap)", joint_if_on_an_item, "no `if` on a tensor"),
+    ("joint_loss", "mutates the predictions", joint_in_place, "nothing in place"),
     ("joint_loss", "cross_entropy(y, logits)", joint_swapped_cross_entropy,
      "it must run"),
 ]
@@ -969,18 +1067,12 @@ def slow(request):
                     "tests/test_exercises.py")
 
 
-@pytest.mark.slow
-def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
-                                                                      request):
-    """A small lesson of one exercise, four students: the endless one costs its
-    own row within the time limit; the others get their check's verdict."""
-    slow(request)
-    import csv
-    import time
-
+def mini_class(tmp_path, bodies: dict) -> tuple[Path, Path]:
+    """The mini lesson, and a folder of its notebooks handed in with these
+    bodies of `double` (None: the full lesson, solution included)."""
     import nbformat
 
-    from aelab import grade, runner
+    from aelab import runner
     lesson = tmp_path / "lessons" / "07_mini.py"
     lesson.parent.mkdir()
     lesson.write_text(MINI_LESSON)
@@ -988,30 +1080,70 @@ def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
     blank = runner.strip_solutions(copy.deepcopy(full))
     folder = tmp_path / "class"
     folder.mkdir()
-    for name, body in {"ada": None, "bob": "...", "cy": "return x + 1",
-                       "dee": "while True:\n        pass",
-                       "eve": "open('big', 'wb').write(bytes(2 ** 21))"}.items():
+    for name, body in bodies.items():
         nb = copy.deepcopy(full if body is None else blank)
         if body is not None:
             stub = next(c for c in nb.cells if "def double" in c.source)
             stub.source = stub.source.replace("...  # your code here", body)
         nbformat.write(nb, folder / f"{name}.ipynb")
+    return lesson, folder
+
+
+@pytest.mark.slow
+def test_grade_a_folder_answered_blank_wrong_and_endless_one_row_each(tmp_path,
+                                                                      request):
+    """A small lesson of one exercise, eight students: the endless one, the one
+    that ends its kernel and the one that fills its folder cost their own rows
+    within the time limit; one that rebinds `check` is graded by the real one;
+    the others get their check's verdict."""
+    slow(request)
+    import csv
+    import time
+
+    from aelab import grade
+    students = {
+        "ada": None, "bob": "...", "cy": "return x + 1",
+        "dee": "while True:\n        pass",
+        "eve": "open('big', 'wb').write(bytes(2 ** 21))",  # one file over 1 MB
+        "fay": "return 2 * x\nimport os\nos._exit(1)",  # a cell ends the kernel
+        "gus": "return 2 * x\nfor i in range(8):\n    open(f'f{i}', 'wb').write("
+               "bytes(2 ** 19))",  # 4 MB in files of 0.5 MB
+        "hal": "return x + 1\nfrom aelab.exercises import Check\n"
+               "check = lambda name, cases, **kw: Check(name, True, 'fine')"}
+    lesson, folder = mini_class(tmp_path, students)
     start = time.monotonic()
     rows = grade.grade([folder], lessons={"mini": lesson}, out=tmp_path / "g.csv",
-                       timeout=3, max_file_mb=1, log=lambda line: None)
-    assert time.monotonic() - start < 200
+                       timeout=3, max_file_mb=1, max_disk_mb=2, log=lambda line: None)
+    assert time.monotonic() - start < 40 * len(students)
     got = {Path(r.notebook).stem: r for r in rows}
-    assert sorted(got) == ["ada", "bob", "cy", "dee", "eve"] and len(rows) == 5
+    assert sorted(got) == sorted(students) and len(rows) == len(students)
     assert got["ada"].passed and got["ada"].exercise == "Exercise 1 (double)"
     assert not got["bob"].passed and "placeholder" in got["bob"].hint
     assert not got["cy"].passed and got["cy"].hint == "return 2 * x"
     assert not got["dee"].passed and "loop forever" in got["dee"].hint
     assert not got["eve"].passed and "raised OSError" in got["eve"].hint  # 2 > 1 MB
+    assert not got["fay"].passed and "kernel died" in got["fay"].hint
+    assert not got["gus"].passed and "files passed 2 MB" in got["gus"].hint
+    assert not got["hal"].passed and got["hal"].hint == "return 2 * x"
     assert not (folder / "big").exists()  # it ran in its own folder
     with open(tmp_path / "g.csv") as f:
         table = list(csv.DictReader(f))
-    assert [r["passed"] for r in table] == ["True"] + ["False"] * 4
+    assert [r["passed"] for r in table] == ["True"] + ["False"] * (len(students) - 1)
     assert lesson.read_text() == MINI_LESSON  # the reference lesson is untouched
+
+
+@pytest.mark.slow
+def test_grade_runs_the_checks_within_the_notebook_time_limit(tmp_path, request):
+    """A notebook whose cells spend its whole time gets no time for the checks:
+    its answer (right, defined before the cell slept) is not graded."""
+    slow(request)
+    from aelab import grade
+    lesson, folder = mini_class(tmp_path, {
+        "ivy": "return 2 * x\nimport time\ntime.sleep(30)"})
+    rows = grade.grade_notebook(folder / "ivy.ipynb", {"mini": lesson}, timeout=20,
+                                notebook_timeout=3)
+    assert len(rows) == 1 and not rows[0].passed, rows
+    assert "ran past 3 s" in rows[0].hint, rows
 
 
 def test_grade_of_a_missing_folder_is_one_line(tmp_path, capsys):
