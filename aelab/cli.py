@@ -191,7 +191,7 @@ def cmd_grade(args, extra) -> int:
     from aelab.grade import grade
 
     rows = grade(args.notebooks, out=args.out, timeout=args.timeout,
-                 notebook_timeout=args.notebook_timeout)
+                 notebook_timeout=args.notebook_timeout, max_disk_mb=args.max_disk_mb)
     return 0 if rows else 1
 
 
@@ -263,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--timeout", type=float, default=60,
                        help="seconds a cell or a check may run (default 60)")
     grade.add_argument("--notebook-timeout", type=float, default=300,
-                       help="seconds for all of a notebook's cells (default 300)")
+                       help="seconds for all of a notebook's cells and its checks "
+                       "(default 300)")
+    grade.add_argument("--max-disk-mb", type=float, default=1000,
+                       help="the most a notebook may write into its own folder, in MB "
+                       "(default 1000); past it, its kernel is stopped and its rows "
+                       "say so")
     grade.set_defaults(func=cmd_grade)
 
     data = sub.add_parser("data", help="which datasets are available offline, from where")

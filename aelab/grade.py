@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from aelab import runner
+from aelab import runner, validate
 
 MARK = "AELAB-GRADE "  # the line the grading call prints, then its JSON
 
@@ -358,6 +358,9 @@ def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
     """Grade every submission against the lessons' checks (`lessons`: {name:
     path}, default the installed lessons); print one row per (notebook,
     exercise)."""
+    for name, value in (("timeout", timeout), ("notebook_timeout", notebook_timeout),
+                        ("max_file_mb", max_file_mb), ("max_disk_mb", max_disk_mb)):
+        validate.positive(name, value, hint="seconds or megabytes: a limit above 0")
     notebooks = submissions(paths)
     if not notebooks:
         raise ValueError("no .ipynb or .py found in " + ", ".join(map(str, paths)))
@@ -370,7 +373,7 @@ def grade(paths, *, out: str | Path | None = None, timeout: float = 60,
                                notebook_timeout=notebook_timeout,
                                max_file_mb=max_file_mb, max_disk_mb=max_disk_mb,
                                log=log)
-    width = max(len(r.notebook) for r in rows)
+    width = max((len(r.notebook) for r in rows), default=0)
     for r in rows:
         log(f"{r.notebook:<{width}}  {'passed' if r.passed else 'FAILED':<6}  "
             f"{r.exercise}: {r.hint}")

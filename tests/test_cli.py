@@ -274,3 +274,19 @@ def test_lessons_copies_every_lesson_and_will_not_overwrite_without_force(
     assert (course / want[0]).read_text() == "# a student's edits"
     assert cli.main(["lessons", str(course), "--force"]) == 0
     assert (course / want[0]).read_text() != "# a student's edits"
+
+
+def test_grade_forwards_max_disk_mb_and_refuses_a_limit_of_zero(tmp_path, capsys,
+                                                                 monkeypatch):
+    from aelab import cli, grade
+
+    seen = {}
+    monkeypatch.setattr(grade, "grade_notebook",
+                        lambda path, lessons, **kw: seen.update(kw) or [])
+    (tmp_path / "a.ipynb").write_text("{}")
+    cli.main(["grade", str(tmp_path / "a.ipynb"), "--max-disk-mb", "5"])
+    assert seen["max_disk_mb"] == 5
+    capsys.readouterr()
+    code = cli.main(["grade", str(tmp_path / "a.ipynb"), "--max-disk-mb", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "max_disk_mb" in err[0], err
