@@ -15,7 +15,9 @@ Public API (re-exports only; see each module for the details):
 Glossary (one word, one meaning, in the library and the lessons):
     profile     fast (CI, seconds), classroom (2-core laptop, minutes), paper (GPU)
     SETTINGS    a lesson's per-profile settings: <phase>_epochs or <phase>_steps,
-                <phase>_lr, <phase>_batch_size, budgets, seeds
+                <phase>_lr and <phase>_batch_size (plain lr and batch_size where
+                every phase shares one), budget or budgets (<phase>_budget where
+                a phase has its own), seeds
     seed        one paired replicate: the same labeled subset and initialisation
                 in every arm; AELAB_SEEDS / `aelab run --seeds` replaces them
     budget      how many labels a classifier or probe is trained on

@@ -116,18 +116,18 @@ aelab.seed_everything(0)
 PROFILE = aelab.get_profile()
 SETTINGS = {
     "fast": dict(datasets=("mnist",), configs=5, seeds=(0, 1),
-                 pool_size=500, num_test=200, labels=200, dec_pool_size=200,
+                 pool_size=500, num_test=200, budget=200, dec_pool_size=200,
                  ae_epochs=3, ae_batch_size=64, ae_lr=3e-3, probe_epochs=4,
                  probe_lr=1e-3, ft_epochs=2, ft_lr=1e-3, dec_epochs=1),
     # 12 configurations x 5 seeds x 2 datasets = 120 autoencoders on 2 CPU
     # cores: a small pool, trained with small batches until most reach a plateau
     "classroom": dict(datasets=("mnist", "fashion_mnist"), configs=12,
                       seeds=(0, 1, 2, 3, 4), pool_size=1000, num_test=300,
-                      labels=500, dec_pool_size=500, ae_epochs=15, ae_batch_size=64,
+                      budget=500, dec_pool_size=500, ae_epochs=15, ae_batch_size=64,
                       ae_lr=3e-3, probe_epochs=15, probe_lr=1e-3, ft_epochs=4,
                       ft_lr=1e-3, dec_epochs=3),
     "paper": dict(datasets=("mnist", "fashion_mnist", "cifar10", "svhn"), configs=12,
-                  seeds=tuple(range(10)), pool_size=None, num_test=2000, labels=5000,
+                  seeds=tuple(range(10)), pool_size=None, num_test=2000, budget=5000,
                   dec_pool_size=10000, ae_epochs=30, ae_batch_size=128, ae_lr=2e-3,
                   probe_epochs=30, probe_lr=1e-3, ft_epochs=20, ft_lr=1e-3,
                   dec_epochs=15),
@@ -158,7 +158,7 @@ for name in SETTINGS["datasets"]:
     splits = aelab.make_splits(train.y, seed=SPLIT_SEED,
                                pool_size=SETTINGS["pool_size"])
     pool = train.X[splits.pool]
-    labeled = splits.labeled(SETTINGS["labels"])  # indices into the training set
+    labeled = splits.labeled(SETTINGS["budget"])  # indices into the training set
     DATA[name] = dict(pool=pool, dec_pool=pool[:SETTINGS["dec_pool_size"]],
                       X=train.X[labeled], y=train.y[labeled],
                       X_test=test.X[:SETTINGS["num_test"]],
@@ -1312,7 +1312,7 @@ reading = [
     "",
     f"* **Profile `{PROFILE}`, {len(SEEDS)} seeds** ({', '.join(map(str, SEEDS))}): "
     f"a pool of {len(next(iter(DATA.values()))['pool']):,} images per dataset, "
-    f"{SETTINGS['labels']:,} labels, {SETTINGS['ae_epochs']} epochs of pretraining.",
+    f"{SETTINGS['budget']:,} labels, {SETTINGS['ae_epochs']} epochs of pretraining.",
     "* **The converged population:** " + "; ".join(
         f"{ds} {len(CONVERGED[ds])} of {len(CONFIGS)}"
         + (f" (not {', '.join(failed[ds])})" if failed[ds] else "") for ds in DATA) + ".",

@@ -114,18 +114,18 @@ aelab.seed_everything(0)
 PROFILE = aelab.get_profile()
 SETTINGS = {
     "fast": dict(datasets=("mnist",), pool_size=400, num_test=200, width=4, depth=6,
-                 ae_epochs=3, sup_epochs=3, lr=2e-3, batch_size=64, probe_labels=200,
+                 ae_epochs=3, sup_epochs=3, lr=2e-3, batch_size=64, probe_budget=200,
                  probe_steps=25, dec_images=100, dec_epochs=1, dec_width=4,
                  budgets=(50,), seeds=(0, 1), ft_steps=10),
     # MNIST only: two datasets x 5 seeds would not fit in 10 minutes on 2 cores
     "classroom": dict(datasets=("mnist",), pool_size=2000, num_test=1000, width=8,
                       depth=6, ae_epochs=12, sup_epochs=10, lr=2e-3, batch_size=64,
-                      probe_labels=600, probe_steps=150, dec_images=500,
+                      probe_budget=600, probe_steps=150, dec_images=500,
                       dec_epochs=4, dec_width=6, budgets=(100, 300, 1000),
                       seeds=(0, 1, 2, 3, 4), ft_steps=100),
     "paper": dict(datasets=("mnist", "fashion_mnist", "cifar10"), pool_size=None,
                   num_test=10000, width=32, depth=8, ae_epochs=60, sup_epochs=30,
-                  lr=2e-3, batch_size=64, probe_labels=4000, probe_steps=300,
+                  lr=2e-3, batch_size=64, probe_budget=4000, probe_steps=300,
                   dec_images=10000, dec_epochs=10, dec_width=16,
                   budgets=(100, 1000, 4000), seeds=tuple(range(10)), ft_steps=2000),
 }[PROFILE]
@@ -821,7 +821,7 @@ for k, Z in enumerate(sample, 1):
 # %% [markdown]
 # Probes and decoder for every (dataset, network, seed, layer). The decoders
 # train on the first `dec_images` images of the pool (clean in, clean out),
-# the probes on `probe_labels` labeled images; both are scored on the test
+# the probes on `probe_budget` labeled images; both are scored on the test
 # set. The raw pixels get a probe too: the line any layer is measured from.
 # A network's decoders, every seed and layer, train together in one
 # `aelab.fit_many` (on a CPU, one decoder per core at a time), cached.
@@ -831,7 +831,7 @@ check_small_decoder(small_decoder).require()  # stop here if Exercise 2 is not d
 LAYERS = []  # one row per (dataset, network, seed, layer)
 PIXELS, DEC_FITS = {}, {}
 for ds, d in DATA.items():
-    labeled = d["splits"].labeled(SETTINGS["probe_labels"])
+    labeled = d["splits"].labeled(SETTINGS["probe_budget"])
     X_lab, y_lab = d["train_X"][labeled], d["train_y"][labeled]
     X_dec = d["pool"][:SETTINGS["dec_images"]]
     size, out_channels = d["pool"].shape[-1], d["pool"].shape[1]

@@ -102,7 +102,8 @@ def test_seed_and_profile_come_before_any_training(script):
 # their phase (`ae_epochs`, `clf_steps`; `min_epochs` is a floor for all phases),
 # labeled-set sizes are `budgets`, seeds are `seeds`.
 PHASES = {"ae", "clf", "dec", "ft", "probe", "sup", "inv", "min"}
-OLD_NAMES = {"num_epochs", "pre_epochs", "steps", "sizes", "num_images", "epochs"}
+OLD_NAMES = {"num_epochs", "pre_epochs", "steps", "sizes", "num_images", "epochs",
+             "labels", "probe_labels"}
 
 
 def settings_keys(path: Path) -> dict[str, set]:
@@ -129,6 +130,9 @@ def test_settings_keys_follow_the_shared_scheme_in_every_profile(script):
     for key in keys:
         if key.endswith(("_epochs", "_steps")):
             assert key.split("_")[0] in PHASES, f"{script.name}: {key}'s phase"
+        assert not key.endswith("labels"), (
+            f"{script.name}: {key}: a number of labels is a budget (budget, budgets "
+            "or <phase>_budget)")
 
 
 def names(scripts) -> list[str]:
