@@ -33,6 +33,11 @@ def frozen_features(encoder, X: torch.Tensor, *, batch_size: int = 1024) -> torc
         raise ValueError(f"frozen_features: the encoder must be a torch module or a method "
                          f"of one (model.encoder or model.encode), got "
                          f"{type(encoder).__name__}")
+    if not torch.is_tensor(X) or X.dim() == 0 or len(X) == 0:
+        got = f"a {type(X).__name__}" if not torch.is_tensor(X) else \
+            f"a tensor of shape {tuple(X.shape)}"
+        raise ValueError(f"frozen_features: X must be a non-empty tensor of images "
+                         f"(N x C x H x W, as the encoder was trained on), got {got}")
     trainable = [n for n, p in module.named_parameters() if p.requires_grad]
     if trainable:
         raise ValueError(f"frozen_features: the encoder still has {len(trainable)} "
@@ -40,7 +45,13 @@ def frozen_features(encoder, X: torch.Tensor, *, batch_size: int = 1024) -> torc
                          "first (requires_grad_(False) and .eval())")
 
     def code(xb):
-        out = encoder(xb)
+        try:
+            out = encoder(xb)
+        except RuntimeError as err:  # shapes: torch's words, after ours
+            first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+            raise ValueError(f"frozen_features: the encoder cannot take X of shape "
+                             f"{tuple(X.shape)} ({first}): pass images shaped as the "
+                             "ones it was trained on") from None
         if not torch.is_tensor(out):
             raise ValueError(f"frozen_features: the encoder returned a "
                              f"{type(out).__name__}, not one tensor: pass a module or "
