@@ -24,9 +24,7 @@ def gaussian_noise(X: torch.Tensor, noise_std: float, *, clip: bool = True,
     may also be flat rows N x D."""
     validate.non_negative("noise_std", noise_std, hint="use 0 for no noise")
     X = _as_float(validate.images("X", X, who="gaussian_noise", any_shape=True))
-    noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
-    X_tilde = X + noise_std * noise
-    return X_tilde.clamp(0, 1) if clip else X_tilde
+    return _noisy(X, noise_std, clip, generator)
 
 
 def block_mask(X: torch.Tensor, *, num_blocks: int = 1, block_size: int = 14,
@@ -39,10 +37,22 @@ def block_mask(X: torch.Tensor, *, num_blocks: int = 1, block_size: int = 14,
     Each image gets its own block positions; blocks may overlap.
     """
     X = _as_float(validate.images("X", X, who="block_mask"))
-    n, _, h, w = X.shape
     num_blocks = validate.count("num_blocks", num_blocks, hint="use 0 for none")
     block_size = validate.count("block_size", block_size, hint="in pixels, e.g. 4")
     validate.finite("fill", fill, hint="a pixel value such as 0.0")
+    return _masked(X, num_blocks, block_size, fill, generator)
+
+
+# The two corruptions on checked float images: corrupt() checks its X once (a
+# range check reads every pixel) and calls these, not the public functions.
+def _noisy(X, noise_std, clip, generator):
+    noise = torch.randn(X.shape, generator=generator, device="cpu").to(X.device)
+    X_tilde = X + noise_std * noise
+    return X_tilde.clamp(0, 1) if clip else X_tilde
+
+
+def _masked(X, num_blocks, block_size, fill, generator):
+    n, _, h, w = X.shape
     if block_size > min(h, w):
         raise ValueError(f"block_size {block_size} is larger than the {h}x{w} image: "
                          "choose a smaller block")
@@ -73,10 +83,10 @@ def corrupt(X: torch.Tensor, kind: str = "gaussian", level: float = 0.3, *,
     if kind == "none" or level == 0:
         return X.clone()
     if kind == "gaussian":
-        return gaussian_noise(X, level, generator=generator)
+        return _noisy(X, level, True, generator)
     if kind == "big_block":  # one block covering `level` of the area
         size = max(1, min(h, round(h * min(level, 1.0) ** 0.5)))
-        return block_mask(X, num_blocks=1, block_size=size, generator=generator)
+        return _masked(X, 1, size, 0.0, generator)
     # small_blocks: 4x4 blocks, as many as cover `level` of the area
     count = max(1, round(min(level, 1.0) * h * h / 16))
-    return block_mask(X, num_blocks=count, block_size=4, generator=generator)
+    return _masked(X, count, 4, 0.0, generator)
