@@ -314,11 +314,15 @@ def _span(budgets) -> str:
     return "" if budgets is None else f" at {budgets[0]}-{budgets[1]} labels"
 
 
-def _absent(results, arms) -> Finding | None:
+def _need_results(results) -> None:
     if not isinstance(results, Results):  # rule() takes any table; these need Results
         raise TypeError(f"beats, best, within and at_least judge a Results table, got "
                         f"{type(results).__name__}: wrap the rows, Results(rows) (or "
                         "judge another table with rule(...))")
+
+
+def _absent(results, arms) -> Finding | None:
+    _need_results(results)
     gone = [m for m in arms if m not in results.methods]
     return Finding(NOT_TESTED, f"{', '.join(gone)} not run") if gone else None
 
@@ -396,7 +400,7 @@ class best(Rule):  # noqa: N801
                           f"(paired 95% interval, mean over budgets{_span(budgets)})")
 
     def judge(self, results):
-        _absent(results, ())
+        _need_results(results)
         others = [m for m in (self.among or results.methods)
                   if m != self.method and m in results.methods]
         if self.method not in results.methods or not others:
