@@ -201,8 +201,7 @@ def cmd_site(args, extra) -> int:
     try:
         runs = args.runs or site.run_lessons(args.out, profile=args.profile,
                                              lessons=args.lessons or None)
-        built = site.build(runs, args.out, profile=args.profile if not args.runs
-                           else "as run")
+        built = site.build(runs, args.out)
     except site.SiteError as err:
         print(f"aelab site: {err}", file=sys.stderr)
         return 1

@@ -230,6 +230,8 @@ def run(lesson: str, *, profile: str = "classroom", out: str | Path = "out",
     if cache is not None:
         os.environ["AELAB_CACHE"] = str(cache)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    # How it ran, in the executed notebook itself (`aelab site` reads it)
+    nb.metadata["aelab"] = {"profile": profile, "seeds": os.environ.get("AELAB_SEEDS")}
     start = time.perf_counter()
     chosen = f", seeds {os.environ['AELAB_SEEDS']}" if os.environ.get("AELAB_SEEDS") else ""
     log(f"aelab run: {path.name}, profile {profile}{chosen}, {len(code)} code cells "

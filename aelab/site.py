@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 from pathlib import Path
 
-from aelab import runner
+from aelab import __version__, runner
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = ("<p><em>An interactive widget was here. Run the lesson in "
@@ -49,7 +48,7 @@ INDEX = """\
 
 {subtitle}
 
-Every page is a lesson as `aelab run` executed it (the `{profile}` profile,
+Every page is a lesson as `aelab run` executed it ({profile} profile,
 aelab {version}, built {date}). The numbers on a page were printed by that run;
 run the lesson yourself to get your own. Solutions are collapsed: open them once
 you have tried the exercise.{caveat}
@@ -72,17 +71,19 @@ class SiteError(Exception):
     """The site could not be built: one line says why and what to do."""
 
 
-def executed_notebooks(*folders: str | Path) -> dict[str, Path]:
+def executed_notebooks(*folders: str | Path, skip: Path | None = None
+                       ) -> dict[str, Path]:
     """{stem: path} of the executed lessons (NN_name.ipynb) under the folders
-    that `aelab run --out` wrote into (or folders that hold such folders); the
-    first one found wins."""
+    that `aelab run --out` wrote into (or folders that hold such folders), but
+    none under `skip` (a site's own copies); the first one found wins."""
     found = {}
     for runs in map(Path, folders):
         if not runs.is_dir():
             raise SiteError(f"{runs} is not a folder: pass the folder that "
                             "`aelab run LESSON --out FOLDER` wrote the lesson into")
         for path in sorted(runs.rglob("[0-9][0-9]_*.ipynb")):
-            if not {".ipynb_checkpoints", "_build"} & set(path.parts):
+            if ".ipynb_checkpoints" not in path.parts and not (
+                    skip and skip in path.resolve().parents):
                 found.setdefault(path.stem, path)
     if not found:
         raise SiteError(f"no executed lessons (NN_name.ipynb) under "
@@ -90,6 +91,14 @@ def executed_notebooks(*folders: str | Path) -> dict[str, Path]:
                         "FOLDER/LESSON` first, or leave out --from to let `aelab site` "
                         "run them")
     return dict(sorted(found.items()))
+
+
+def profiles(notebooks) -> str:
+    """The profile the lessons ran in, as `aelab run` recorded it in each
+    executed notebook ('fast'; 'fast, classroom' when they differ)."""
+    found = {nb.metadata.get("aelab", {}).get("profile") or "an unrecorded"
+             for nb in notebooks}
+    return ", ".join(sorted(found))
 
 
 def prepare(nb) -> tuple[object, list[str]]:
@@ -117,12 +126,12 @@ def prepare(nb) -> tuple[object, list[str]]:
     return nb, missing
 
 
-def build(runs, out: str | Path, *, profile: str = "?",
+def build(runs, out: str | Path, *,
           title: str = "aelab: autoencoders and unsupervised pretraining",
           log=print) -> dict:
     """Build the HTML site from the executed lessons under `runs` (a folder,
-    or a list of them) into OUT/html. Returns {"index": path, "pages": {stem: html path},
-    "missing_alt": {stem: [cells]}, "warnings": path of Sphinx's warnings}."""
+    or a list of them) into OUT/html. Returns {"index": path, "pages": {stem:
+    html path}, "missing_alt": {stem: [cells]}}."""
     import nbformat
     try:
         from sphinx.cmd.build import build_main
@@ -132,32 +141,30 @@ def build(runs, out: str | Path, *, profile: str = "?",
 
     out = Path(out).resolve()
     src, html = out / "source", out / "html"
-    notebooks = {stem: path for stem, path in executed_notebooks(
-        *([runs] if isinstance(runs, (str, Path)) else runs)).items()
-        if src not in path.resolve().parents}  # not the last build's own copies
-    if not notebooks:
-        raise SiteError(f"the only lessons under {runs} are a site's own copies: "
-                        "pass the folder `aelab run --out` wrote into")
+    paths = executed_notebooks(*([runs] if isinstance(runs, (str, Path)) else runs),
+                               skip=src)
+    notebooks = {stem: nbformat.read(path, as_version=4) for stem, path in paths.items()}
     src.mkdir(parents=True, exist_ok=True)
     for old in src.glob("[0-9][0-9]_*.ipynb"):  # a lesson dropped since last time
         old.unlink()
     subtitle = ("Interactive lessons that re-run published results on autoencoders "
                 "and pretraining, and say whether they hold up.")
     missing_alt = {}
-    for stem, path in notebooks.items():
-        nb, missing = prepare(nbformat.read(path, as_version=4))
+    for stem, executed in notebooks.items():
+        nb, missing = prepare(executed)
         if missing:
             missing_alt[stem] = missing
             log(f"aelab site: {stem}: figures without alt text in "
                 f"{', '.join(missing)}: add alt=\"...\" to those cells' `# %%` line")
         nbformat.write(nb, src / f"{stem}.ipynb")
+    profile = profiles(notebooks.values())
     (src / "conf.py").write_text(CONF.format(title=title, subtitle=subtitle))
     (src / "index.md").write_text(INDEX.format(
-        title=title, subtitle=subtitle, profile=profile, version=_version(),
-        caveat=FAST_CAVEAT if profile == "fast" else "",
+        title=title, subtitle=subtitle, profile=profile, version=__version__,
+        caveat=FAST_CAVEAT if "fast" in profile.split(", ") else "",
         date=datetime.date.today().isoformat(), pages="\n".join(notebooks)))
     warnings = out / "sphinx-warnings.log"
-    log(f"aelab site: {len(notebooks)} lessons -> {html}/")
+    log(f"aelab site: {len(notebooks)} lessons ({profile} profile) -> {html}/")
     code = build_main(["-b", "html", "-q", "-E", "-w", str(warnings), str(src), str(html)])
     if code != 0:
         raise SiteError(f"sphinx-build failed (exit {code}); its warnings and errors "
@@ -166,11 +173,7 @@ def build(runs, out: str | Path, *, profile: str = "?",
     lost = [stem for stem, page in pages.items() if not page.exists()]
     if lost:
         raise SiteError(f"no page was written for {', '.join(lost)}; see {warnings}")
-    (out / "site.json").write_text(json.dumps(
-        {"profile": profile, "lessons": list(notebooks), "missing_alt": missing_alt},
-        indent=2))
-    return dict(index=html / "index.html", pages=pages, missing_alt=missing_alt,
-                warnings=warnings)
+    return dict(index=html / "index.html", pages=pages, missing_alt=missing_alt)
 
 
 def run_lessons(out: str | Path, *, profile: str, lessons=None, log=print) -> Path:
@@ -182,11 +185,6 @@ def run_lessons(out: str | Path, *, profile: str, lessons=None, log=print) -> Pa
         log(f"aelab site: running lesson {k} of {len(names)}: {name} ({profile})")
         runner.run(name, profile=profile, out=runs / name, log=log)
     return runs
-
-
-def _version() -> str:
-    from aelab import __version__
-    return __version__
 
 
 def page_images(page: str | Path) -> list[dict]:

@@ -248,6 +248,15 @@ def test_run_keeps_the_widget_state_in_the_executed_notebook(widget_run):
     assert view, "the slider's output (its view) is missing from the notebook"
 
 
+def test_run_records_its_profile_in_the_executed_notebook(widget_run):
+    """`aelab site` reads it there to say which profile its pages ran in."""
+    import nbformat
+
+    out, _ = widget_run
+    nb = nbformat.read(out / "widgets.ipynb", as_version=4)
+    assert nb.metadata["aelab"]["profile"] == "fast"
+
+
 def test_run_prints_a_line_per_long_cell_and_one_when_done(widget_run):
     _, lines = widget_run
     assert lines[0].startswith("aelab run: widgets.py, profile fast, 3 code cells")

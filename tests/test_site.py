@@ -31,9 +31,9 @@ def png() -> str:
 
 
 def executed_lesson(folder: Path, *, alt: str | None = ALT) -> Path:
-    """A notebook shaped like an executed lesson: a title, a figure (with the
-    alt text of its cell header, unless alt is None), a solution cell, a
-    widget and a second figure without alt text."""
+    """A notebook shaped like an executed lesson of the fast profile: a title,
+    a figure (with the alt text of its cell header, unless alt is None), a
+    solution cell, a widget and a second figure without alt text."""
     v4 = nbformat.v4
     figure = v4.new_code_cell("fig = plot.image_grid(...)", metadata={"alt": alt} if alt
                               else {}, outputs=[v4.new_output(
@@ -51,6 +51,7 @@ def executed_lesson(folder: Path, *, alt: str | None = ALT) -> Path:
         v4.new_code_cell("fig = plot.loss_curves(...)", outputs=[v4.new_output(
             "display_data", data={"image/png": png(), "text/plain": "<Figure>"})]),
     ])
+    nb.metadata["aelab"] = {"profile": "fast", "seeds": None}  # as `aelab run` stamps it
     path = folder / "07_lesson.ipynb"
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -61,7 +62,7 @@ def executed_lesson(folder: Path, *, alt: str | None = ALT) -> Path:
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
     executed_lesson(tmp / "runs" / "lesson")
-    result = site.build(tmp / "runs", tmp / "site", profile="fast", log=lambda *a: None)
+    result = site.build(tmp / "runs", tmp / "site", log=lambda *a: None)
     return result, result["pages"]["07_lesson"].read_text(encoding="utf-8")
 
 
