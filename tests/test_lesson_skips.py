@@ -122,6 +122,80 @@ def test_eval_mode_agrees_with_training_after_long_training(monkeypatch):
                                                                  history.train_loss[-1])
 
 
+
+def test_gate_compares_eval_mode_with_training_mode_on_the_same_weights(monkeypatch):
+    """The gate's eval = training check (error_in_mode): a trained BatchNorm
+    autoencoder and classifier read the same in both modes (a classifier that
+    improved within its last epoch included), and running statistics that do
+    not fit the data are caught."""
+    monkeypatch.setenv("AELAB_PROFILE", "fast")
+    ns = lesson_namespace(SKIPS, "extra_repr")  # the cell of class SkipAutoencoder
+    torch, F, corrupt, aelab = ns["torch"], ns["F"], ns["corrupt"], ns["aelab"]
+    ns.update(SETTINGS=dict(batch_size=64), device=torch.device("cpu"), NETS={})
+    code = [c.source for c in jupytext.read(SKIPS).cells if c.cell_type == "code"]
+    exec(next(s for s in code if "def error_in_mode(" in s), ns)  # noqa: S102
+    error_in_mode = ns["error_in_mode"]
+    mnist = aelab.load_dataset("mnist", "train", quiet=True)
+    X, y = mnist.X[:512], mnist.y[:512]
+
+    def denoise(model, batch):
+        return F.mse_loss(model(corrupt(batch[0], "small_blocks", 0.25)), batch[0])
+
+    def classify(model, batch):
+        return F.cross_entropy(model(batch[0]), batch[1])
+
+    torch.manual_seed(0)
+    ae = ns["SkipAutoencoder"](width=4, depth=4, skips=True)
+    aelab.fit(ae, (X,), denoise, num_epochs=4, lr=5e-3, batch_size=64, device="cpu",
+              quiet=True)
+    torch.manual_seed(0)
+    clf = ns["EncoderClassifier"](ns["SkipAutoencoder"](width=4, depth=4).encoder,
+                                  freeze=False)
+    history = aelab.fit(clf, (X, y), classify, num_epochs=6, lr=5e-3, batch_size=64,
+                        device="cpu", quiet=True)
+    for model, data, loss in ((ae, (X,), denoise), (clf, (X, y), classify)):
+        errors = [error_in_mode(model, data, loss, train_mode=mode, seed=3)
+                  for mode in (False, True)]
+        assert abs(errors[0] / errors[1] - 1) < 0.10, errors
+    assert error_in_mode(clf, (X, y), classify, train_mode=False, seed=3) \
+        < 0.9 * history.train_loss[-1]  # why the last training loss is no reference
+    for m in ae.modules():
+        if isinstance(m, ns["nn"].BatchNorm2d):
+            m.running_var.mul_(50.0)  # statistics that do not fit the data
+    before = [b.clone() for b in ae.buffers()]
+    errors = [error_in_mode(ae, (X,), denoise, train_mode=mode, seed=3)
+              for mode in (False, True)]
+    assert errors[0] / errors[1] > 1.5, errors
+    after = list(ae.buffers())  # the train-mode pass ran on a copy
+    assert len(after) == len(before) and all(map(torch.equal, before, after))
+
+
+
+def test_a_denoising_race_that_neither_network_wins_over_its_input_is_inconclusive():
+    """psnr_gap judges skips - no skips only where some network denoises: at a
+    corruption both make worse than the input, the claim is INCONCLUSIVE."""
+    code = [c.source for c in jupytext.read(SKIPS).cells if c.cell_type == "code"]
+    ns = lesson_namespace(SKIPS, "extra_repr")
+    seeds = list(range(6))
+    ns.update(DB=0.5, SEEDS=seeds)
+    cell = next(s for s in code if "def psnr_gap(" in s)
+    start = cell.index("def psnr_gap(")  # the function alone: the cell judges too
+    exec(cell[start:cell.index("\n\n\ndef ", start)], ns)  # noqa: S102
+    ns["psnr_gain"] = lambda ds, name, s, c: (ns["PSNR"][(ds, name, s, *c)]
+                                              - ns["PSNR"][(ds, "input", s, *c)])
+    noise = ("gaussian", 0.3)
+    for inputs, status in ((25.0, "INCONCLUSIVE"), (15.0, "REPRODUCED")):
+        ns["PSNR"] = {}
+        for s in seeds:  # skips beat no skips by 2 dB, both at 20 dB or so
+            ns["PSNR"].update({("mnist", "skips", s, *noise): 21.0 + 0.1 * s,
+                               ("mnist", "no skips", s, *noise): 19.0 + 0.1 * s,
+                               ("mnist", "input", s, *noise): inputs})
+        answer, measured, *why = ns["psnr_gap"]("mnist", noise)(None)
+        assert ns["aelab"].study.as_status(answer) == status, (inputs, measured)
+        assert ("neither network denoises" in " ".join(why)) == (status != "REPRODUCED")
+        assert "gain over the input" in measured
+
+
 def skip_autoencoder():
     """The lesson's SkipAutoencoder (its cell, run alone) and torch."""
     ns = lesson_namespace(SKIPS, "extra_repr")  # the cell of class SkipAutoencoder
