@@ -163,6 +163,69 @@ def test_the_sizes_rule_needs_l2s_gain_to_shrink_and_pretrainings_to_hold():
     assert ns["not_all_equal"](None)[0].status == "INCONCLUSIVE"
 
 
+def given_curves(none, pre):
+    """The lesson's `curves(depth, size, arm, seeds)`, answering these arrays."""
+    return lambda depth, size, arm, seeds=None: pre if arm == "pretraining" else none
+
+
+SPREAD = np.linspace(-2, 2, 10)  # ten paired seeds, about a mean
+
+
+def stop_curves(train_higher, test_lower, stop, epochs=4):
+    """Ten seeds' curves: at epoch `stop` pretraining's train NLL is higher by
+    `train_higher` and its test NLL lower by `test_lower` (100 ln ratio, per
+    seed); at every other epoch the reverse (train lower, test higher by 10)."""
+    rng = np.random.default_rng(0)
+    none = {"train_nll": np.geomspace(1, .1, epochs) * rng.uniform(.9, 1.1, (10, 1)),
+            "test_nll": np.geomspace(1, .5, epochs) * rng.uniform(.9, 1.1, (10, 1))}
+    train, test = np.full((10, epochs), -10.0), np.full((10, epochs), -10.0)
+    train[:, stop - 1], test[:, stop - 1] = train_higher, test_lower
+    return given_curves(none, {"train_nll": none["train_nll"] * np.exp(train / 100),
+                               "test_nll": none["test_nll"] * np.exp(-test / 100)})
+
+
+@pytest.mark.parametrize("train_higher, test_lower, status", [
+    pytest.param(10 + SPREAD, 15 + SPREAD, "REPRODUCED", id="regulariser"),
+    pytest.param(-10 + SPREAD, -15 + SPREAD, "NOT REPRODUCED", id="reverse"),
+    pytest.param(-10 + SPREAD, 15 + SPREAD, "NOT REPRODUCED", id="train-lower"),
+    pytest.param(10 + SPREAD, 5 + 2 * SPREAD, "INCONCLUSIVE", id="straddles-margin"),
+])
+def test_regulariser_at_a_stop_reads_that_epochs_train_and_test_nll_against_margins(
+        train_higher, test_lower, status):
+    ns = lesson_functions("log_ratio", "decide", "stop_effects", "regulariser_at")
+    ns.update(ARMS=("no pretraining", "pretraining"), DEPTHS=(1, 2), NUM_TRAIN=500,
+              SEEDS=list(range(3, 13)), TEST_MARGIN=5.0, TRAIN_MARGIN=5.0,
+              curves=stop_curves(train_higher, test_lower, stop=2))
+    effect, measured = ns["regulariser_at"](2)(None)
+    assert effect.status == status, measured
+    assert effect.n == 10 and "2 layer(s), train NLL higher by" in measured
+    assert ns["regulariser_at"](3)(None)[0].status == "NOT REPRODUCED"  # the reverse
+
+
+@pytest.mark.parametrize("lower_by, status", [
+    pytest.param(20 + SPREAD, "REPRODUCED", id="lower-by-20"),
+    pytest.param(SPREAD, "NOT REPRODUCED", id="no-lower"),
+])
+def test_equal_train_compares_test_nll_where_both_arms_first_reach_the_same_train_nll(
+        lower_by, status):
+    ns = lesson_functions("log_ratio", "decide", "test_nll_at", "equal_train",
+                          "at_equal_train")
+    # the lowest train NLL both arms reach is 0.25 (pretraining's last epoch):
+    # there the test NLL is 0.5 without pretraining (epoch 3) and 0.5 lower by
+    # `lower_by` with it; the last epochs (0.9 against 0.5) must not be compared
+    none = {"train_nll": np.tile([1, .5, .25, .125], (10, 1)),
+            "test_nll": np.tile([1, .6, .5, .9], (10, 1))}
+    pre = {"train_nll": np.tile([1, .7, .5, .25], (10, 1)),
+           "test_nll": np.outer(np.exp(-lower_by / 100), [1, .7, .6, .5])}
+    ns.update(ARMS=("no pretraining", "pretraining"), DEPTHS=(1, 2), NUM_TRAIN=500,
+              SEEDS=list(range(3, 13)), TEST_MARGIN=5.0, curves=given_curves(none, pre))
+    ns["EQUAL"] = {d: ns["equal_train"](d) for d in ns["DEPTHS"]}  # as the lesson
+    effect, measured = ns["at_equal_train"](None)
+    assert effect.status == status, measured
+    assert effect.mean == pytest.approx(np.mean(lower_by), abs=1e-9)
+    assert "2 layer(s), at train NLL 0.2500, test NLL lower by" in measured
+
+
 def test_run_erhan_on_seeds_that_do_not_start_at_0_writes_figures_rows_and_claims(
         tmp_path):
     out = tmp_path / "out"
