@@ -1,6 +1,7 @@
 """Lesson 05 (joint): its exercise checks catch the usual wrong answers, its own
 rules judge what they say on synthetic data, and `aelab run joint` on fresh
 seeds prints the accuracy, paired-gap, lambda, inversion, gate and claims tables."""
+import ast
 import json
 from pathlib import Path
 
@@ -137,6 +138,79 @@ def test_on_judges_its_rule_on_its_own_table_not_the_accuracy(monkeypatch):
     assert on.judge(accuracy).status == "REPRODUCED"  # judged on the errors
     assert beats("SAE", ["SWWAE"], margin=5.0).judge(accuracy).status \
         == "NOT REPRODUCED"
+
+
+MARGINS = {"MARGIN", "SWITCH_MARGIN", "RECON_MARGIN", "INV_MARGIN", "DEEPER_MARGIN",
+           "MODES", "AUGMENTED"}  # the names the claims cell reads from section 4
+
+
+def lesson_claims(rows) -> dict:
+    """{claim text: Claim} as the lesson's claims cell builds them from `rows`
+    (one dataset, mnist): section 4's assignments of MARGINS, then that cell's
+    statements up to `claims = judge(...)`; nothing trains, nothing is judged."""
+    ns = lesson_namespace(JOINT, "inversion_rule")  # the imports, On and every
+    ns.update(rows=rows, DATA={"mnist": None}, MISSING={}, WIDTHS=(4, 8),
+              INVERT={"known switches": "SWWAE", "fixed": "SAE"})
+    code = [c.source for c in jupytext.read(JOINT).cells if c.cell_type == "code"]
+
+    def assigns(node, names):
+        return isinstance(node, ast.Assign) and bool(
+            names & {getattr(n, "id", None) for t in node.targets for n in ast.walk(t)})
+    margins = ast.parse(next(s for s in code if "RECON_MARGIN = " in s)).body
+    body = ast.parse(next(s for s in code if "CLAIMS, untested = " in s)).body
+    upto = next(i for i, node in enumerate(body) if assigns(node, {"claims"}))
+    statements = [n for n in margins if assigns(n, MARGINS)] + body[:upto]
+    exec(compile(ast.Module(statements, []), str(JOINT), "exec"), ns)  # noqa: S102
+    return {c.claim: c for c in ns["CLAIMS"]}
+
+
+def joint_rows(switch_gain=0.0, all_gain=0.0, recon_gap=20.0, seeds=range(5, 15)):
+    """Ten seeds of the six augmented arms (mnist, one budget): SWWAE's image
+    MSE `recon_gap` points under SAE's, its accuracy `switch_gain` above SAE's,
+    each -all's accuracy `all_gain` above its -first's, plus a little noise."""
+    rng, rows = np.random.default_rng(0), []
+    for seed in seeds:
+        for kind in ("SAE", "SWWAE"):
+            for mode in ("first", "all", "layerwise"):
+                acc = 0.8 + (kind == "SWWAE") * switch_gain + (mode == "all") * all_gain
+                recon = 40 - (kind == "SWWAE") * recon_gap
+                rows.append(dict(method=f"{kind}-{mode} (mnist)", budget=100, seed=seed,
+                                 accuracy=acc + rng.normal(0, 0.001),
+                                 recon_pct=recon + rng.normal(0, 1),
+                                 train_accuracy=0.9))
+    return rows
+
+
+@pytest.mark.parametrize("switch_gain, recon_gap, status", [
+    pytest.param(0.0, 20.0, "REPRODUCED", id="mse-20-lower-same-accuracy"),
+    pytest.param(0.03, 20.0, "NOT REPRODUCED", id="switches-add-3-points"),
+    pytest.param(0.0, 0.0, "NOT REPRODUCED", id="mse-no-lower"),
+])
+def test_switches_rule_needs_a_lower_image_mse_and_accuracy_within_one_point(
+        monkeypatch, switch_gain, recon_gap, status):
+    monkeypatch.setenv("AELAB_PROFILE", "fast")
+    rows = joint_rows(switch_gain=switch_gain, recon_gap=recon_gap)
+    claim = lesson_claims(rows)["switches help the reconstruction, not the accuracy "
+                                "(mnist)"]
+    found = claim.rule.judge(Results(rows))
+    assert found.status == status, found.measured
+    assert found.measured.count("SWWAE-") >= 6  # image MSE and accuracy, each wiring
+
+
+@pytest.mark.parametrize("all_gain, status", [
+    pytest.param(0.02, "REPRODUCED", id="all-2-points-above-first"),
+    pytest.param(0.0, "NOT REPRODUCED", id="no-gain"),
+])
+def test_all_beats_first_rule_needs_both_kinds_past_the_accuracy_margin(
+        monkeypatch, all_gain, status):
+    monkeypatch.setenv("AELAB_PROFILE", "fast")
+    rows = joint_rows(all_gain=all_gain)
+    claim = lesson_claims(rows)["the layer-wise loss regularises: -all beats -first "
+                                "(mnist)"]
+    found = claim.rule.judge(Results(rows))
+    assert found.status == status, found.measured
+    assert "vs SAE-first (mnist)" in found.measured
+    assert "vs SWWAE-first (mnist)" in found.measured
 
 
 @pytest.mark.parametrize("ratios, status", [
