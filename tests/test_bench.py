@@ -30,8 +30,8 @@ def test_quick_bench_writes_a_table_with_positive_finite_ratios(tmp_path):
     header, rows = _rows(written)
     assert "naive" in header and any("ratio" in c for c in header)
     ratio = next(i for i, c in enumerate(header) if "ratio" in c)
-    assert len(rows) >= 7  # AE (two batch sizes), sweep, MLP inits, 2 conv seeds, probes
-    assert sum("seeds of a" in row[0] for row in rows) == 2  # the conv many-seed rows
+    assert len(rows) >= 8  # AE (two batch sizes), sweep, MLP inits, 3 conv seeds, probes
+    assert sum("seeds of a" in row[0] for row in rows) == 3  # the conv many-seed rows
     for row in rows:  # "3.5x (3.1-3.9)": the median, then the min-max over rounds
         cell = re.fullmatch(r"(\S+)x \((\S+)-(\S+)\)", row[ratio])
         mid, lo, hi = map(float, cell.groups())

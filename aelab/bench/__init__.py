@@ -113,7 +113,7 @@ def main(quick: bool = False, out=None, device=None, repeats: int = 5,
                 ("many initialisations of one MLP", lambda w: cases.many_inits(
                     X, y, Xte, yte, device, w, quick, repeats)),
                 ("many seeds of one conv model", lambda w: cases.many_seeds(
-                    X, device, w, quick, repeats)),
+                    X, y, device, w, quick, repeats)),
                 ("linear probes", lambda w: cases.probes(
                     X, y, Xte, yte, device, w, quick, repeats))]
     if device.type == "cuda":

@@ -130,20 +130,51 @@ def denoise(model, batch):
     return torch.nn.functional.mse_loss(model(X + 0.3 * torch.randn_like(X)), X)
 
 
-def many_seeds(X, device, worker, quick, repeats):
+class JointNet(torch.nn.Module):
+    """A small conv classifier with a decoding pathway from its features: the
+    shape of a joint supervised + reconstruction model (logits, X_hat)."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.encoder = nn.Sequential(  # 1x28x28 -> 8x14x14 -> 16x7x7
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
+        self.decoder = nn.Sequential(  # 16x7x7 -> 8x14x14 -> 1x28x28
+            nn.Upsample(scale_factor=2), nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(),
+            nn.Upsample(scale_factor=2), nn.Conv2d(8, 1, 3, padding=1))
+
+    def forward(self, X):
+        z = self.encoder(X)
+        return self.head(z), self.decoder(z)
+
+
+def joint(model, batch):
+    X, y = batch
+    logits, X_hat = model(X)
+    F = torch.nn.functional
+    return F.cross_entropy(logits, y) + F.mse_loss(X_hat, X)
+
+
+def many_seeds(X, y, device, worker, quick, repeats):
     """3b. M seeds of one conv model on one training set: one fit after another
     (strategy="sequential") vs what fit_many picks on this device ("auto":
     worker processes on a CPU, vmap on CUDA)."""
     M, n, epochs = (2, 256, 1) if quick else (10, 2000, 1)
-    shapes = {"conv AE (barletta2024's, 8-4 channels)": (ConvAutoencoder, recon),
-              "BatchNorm conv denoiser (16 channels)": (bn_denoiser, denoise)}
+    shapes = {"conv AE (barletta2024's, 8-4 channels)": (ConvAutoencoder, recon, False),
+              "BatchNorm conv denoiser (16 channels)": (bn_denoiser, denoise, False),
+              "conv classifier with a decoder (cross-entropy + image MSE)":
+                  (JointNet, joint, True)}
     rows = []
-    for label, (make, objective) in shapes.items():
-        def run(strategy, make=make, objective=objective):
+    for label, (make, objective, labeled) in shapes.items():
+        def run(strategy, make=make, objective=objective, labeled=labeled):
             def go(small):
                 torch.manual_seed(0)
                 models = [make() for _ in range(2 if small else M)]
-                fit_many(models, [(X[:128 if small else n],)] * len(models), objective,
+                k = 128 if small else n
+                data = (X[:k], y[:k]) if labeled else (X[:k],)
+                fit_many(models, [data] * len(models), objective,
                          strategy=strategy, num_epochs=1 if small else epochs,
                          batch_size=64, device=device, quiet=True)
             return go
