@@ -30,9 +30,9 @@ def get_profile(profile: str | None = None) -> str:
     return validate.profile(profile)
 
 
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed python, numpy and torch (all devices); return a torch Generator."""
+def seed_everything(seed: int = 0) -> None:
+    """Seed python, numpy and torch (all devices). Returns nothing, so that a
+    lesson's cell ending with it prints nothing."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
