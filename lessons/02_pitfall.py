@@ -121,8 +121,7 @@ SETTINGS = {
                  probe_lr=1e-3, ft_epochs=2, ft_lr=1e-3, dec_epochs=1),
     # 12 configurations x 5 seeds x 2 datasets = 120 autoencoders on 2 CPU
     # cores: a small pool, trained with small batches until most reach a
-    # plateau (at 15 epochs only 1 and 6 configurations of the two datasets
-    # did, too few for a correlation: the headline could not be judged)
+    # plateau (at 15 epochs too few configurations did for a correlation)
     "classroom": dict(datasets=("mnist", "fashion_mnist"), configs=12,
                       seeds=(0, 1, 2, 3, 4), pool_size=1000, num_test=300,
                       budget=500, dec_pool_size=500, ae_epochs=30, ae_batch_size=64,

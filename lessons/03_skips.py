@@ -95,9 +95,9 @@ from aelab.exercises import answer, check, close
 from aelab.models import EncoderClassifier
 from aelab.probes import frozen_features, train_probes
 from aelab.splits import to_float
-from aelab.train import as_loader
 from aelab.study import (INCONCLUSIVE, Claim, Gates, Results, beats, combine,
                          health_gate, judge, markdown, paired_effect, rule)
+from aelab.train import as_loader
 
 aelab.seed_everything(0)
 
@@ -496,7 +496,6 @@ def error_in_mode(model, data, loss_fn, *, train_mode, seed):
                        shuffle=False, device=device)
     total = sum(float(loss_fn(twin, batch)) * len(batch[0]) for batch in loader)
     return total / len(data[0])
-
 
 
 def arm(ds, name):

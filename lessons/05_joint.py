@@ -135,13 +135,9 @@ SETTINGS = {
                  clf_steps=16, dec_steps=12, ft_steps=8, lr=2e-3, ft_lr=5e-4,
                  lam=1.0, lambdas=(10.0,), inv_images=200, inv_steps=12,
                  inv_seeds=2),
-    # lr 5e-3 and these steps: at 2e-3 and 200/120/80 steps almost no network
-    # reached its plateau; at 5e-3 and 800/300/300, 79 of 80 of seeds 0-9 and
-    # 69 of 80 of seeds 10-19 did (a classifier at 300 labels, and fine-tunings
-    # still falling 5-10%), so the classifier and the fine-tuning got half
-    # more; then 79 of 80 (and 29 of 30 inverters: one still falling 8%), so
-    # the inverters got half more; then 79 of 80 in both seed sets (a
-    # fine-tuning still falling 5-7%), so the fine-tuning got a third more
+    # lr 5e-3 and these steps: the shortest we tried at which every network of
+    # two disjoint seed sets reached its plateau (the trials are in
+    # benchmarks/RESULTS.md)
     "classroom": dict(datasets=("fashion_mnist",), pool_size=3000,
                       num_test=1000, widths=(4, 8, 16), budgets=(100, 300),
                       seeds=tuple(range(10)), batch_size=32, min_epochs=6,
@@ -676,7 +672,8 @@ def copy_of(net, kind, mode, in_shape, detach=False, train_only=None):
 # its decoder frozen at its initial weights (which every decoder of that seed
 # then starts from). `fit_many` trains the seeds of a budget in one call and
 # picks how: on a GPU stacked side by side under `torch.func.vmap`, on a CPU
-# (for convolutional networks) one per core, in worker processes.
+# (for convolutional networks) one per core in worker processes on Linux, one
+# after another elsewhere.
 
 # %% tags=["nbval-ignore-output"]
 SUBSETS, CLASSIFIERS, HISTORY = {}, {}, {}  # HISTORY[ds, n, arm, seed][step] = History
